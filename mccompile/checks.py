@@ -261,6 +261,13 @@ class Checker:
                         f" (component '{job.component}')",
                         where("data_files" if has_files else "loader"),
                     )
+            if val("trust_remote_code") is True:
+                self._error(
+                    "unsupported",
+                    "trust_remote_code: true has no effect: the datasets library (5.x) runs no"
+                    " dataset loading scripts; load the data files instead",
+                    where("trust_remote_code"),
+                )
             if val("streaming") is True:
                 self._error(
                     "unsupported",

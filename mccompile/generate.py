@@ -1,0 +1,426 @@
+"""From the IR to the files of one workflow: every code decision is made here.
+
+Templates receive a :class:`Program` and lay out code; which format, which
+optimizer package, which launch settings is decided in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mccompile import __version__, ir
+from mccompile import schema as sch
+from mccompile.render import comment, py, render_python, render_text
+
+# optimizer in the config -> (transformers' optim name, extra requirement or None)
+OPTIMIZERS: dict[str, tuple[str, str | None]] = {
+    "adamw_torch": ("adamw_torch", None),
+    "adamw_torch_fused": ("adamw_torch_fused", None),
+    "adamw_8bit": ("adamw_8bit", "bitsandbytes"),
+    "adamw_bnb_8bit": ("adamw_bnb_8bit", "bitsandbytes"),
+    "adafactor": ("adafactor", None),
+    "lomo": ("lomo", "lomo-optim"),
+    "galore_adamw": ("galore_adamw", "galore-torch"),
+    "galore_adamw_8bit": ("galore_adamw_8bit", "galore-torch"),
+    "grokadamw": ("grokadamw", "grokadamw"),
+    "stableadamw": ("stable_adamw", "torch-optimi"),
+    "schedule_free_radamw": ("schedule_free_radam", "schedulefree"),
+    "sgd": ("sgd", None),
+    "adagrad": ("adagrad", None),
+    "rmsprop": ("rmsprop", None),
+}
+# tested version ranges of what a program may need
+REQUIREMENTS: dict[str, str] = {
+    "torch": "torch>=2.4",
+    "transformers": "transformers>=5.24,<6",
+    "datasets": "datasets>=5.2,<6",
+    "accelerate": "accelerate>=1.15,<2",
+    "trl": "trl>=1.16,<1.17",
+    "peft": "peft>=0.21.2,<0.22",
+    "bitsandbytes": "bitsandbytes>=0.50.2,<0.51",
+    "tensorboard": "tensorboard>=2.21",
+    "lomo-optim": "lomo-optim>=0.1.1",
+    "galore-torch": "galore-torch>=1.0",
+    "grokadamw": "grokadamw>=0.1.2",
+    "torch-optimi": "torch-optimi>=0.2.1",
+    "schedulefree": "schedulefree>=1.2",
+    "wandb": "wandb>=0.18",
+    "mlflow": "mlflow>=2.10",
+    "comet_ml": "comet_ml>=3.40",
+    "clearml": "clearml>=1.16",
+    "trackio": "trackio>=0.2",
+}
+SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
+    "cosine_with_min_lr": {"min_lr_rate": 0.1},
+}
+QUANT_TYPES = {"nf4": "nf4", "int4": "fp4"}
+
+# trainer fields shown in the settings block: (group, field, constant)
+SETTING_GROUPS: list[tuple[str, list[str]]] = [
+    ("Model", ["model", "model_revision", "trust_remote_code", "attn_implementation"]),
+    (
+        "Data",
+        [
+            "max_seq_length",
+            "packing",
+            "text_column",
+            "prompt_column",
+            "response_column",
+            "system_column",
+            "messages_column",
+            "train_on_prompt",
+            "text_pair_column",
+            "label_column",
+            "labels",
+            "validation_split",
+        ],
+    ),
+    (
+        "LoRA",
+        [
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+            "lora_target_modules",
+            "lora_bias",
+            "use_dora",
+            "use_rslora",
+            "lora_modules_to_save",
+            "merge_adapter",
+        ],
+    ),
+    ("Quantization", ["quantization", "bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant"]),
+    (
+        "Optimization",
+        [
+            "learning_rate",
+            "num_epochs",
+            "max_steps",
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "optimizer",
+            "lr_scheduler_type",
+            "lr_scheduler_kwargs",
+            "warmup_steps",
+            "warmup_ratio",
+            "weight_decay",
+            "max_grad_norm",
+            "gradient_checkpointing",
+            "fp16",
+            "bf16",
+            "seed",
+        ],
+    ),
+    (
+        "Logging, evaluation and checkpoints",
+        [
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+            "save_total_limit",
+            "output_dir",
+            "resume_from_checkpoint",
+            "report_to",
+        ],
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Setting:
+    const: str
+    code: str
+    note: str
+
+    @property
+    def inline(self) -> bool:
+        """Short enough for the comment to stand beside the value."""
+        return len(self.const) + len(self.code) + len(self.note) + 6 <= 100
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    dest: str
+    type: str | None
+    default: str
+    required: bool
+    help: str
+    metavar: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One dataset job as a call in main()."""
+
+    var: str
+    title: str
+    function: str
+    kwargs: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Program:
+    config: ir.Config
+    workflow: ir.Workflow
+    version: str = __version__
+    options: list[Option] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)
+    groups: list[tuple[str, list[Setting]]] = field(default_factory=list)
+    ref: dict[str, str] = field(default_factory=dict)
+    value: dict[str, Any] = field(default_factory=dict)
+    requirements: list[str] = field(default_factory=list)
+    env: list[ir.EnvRef] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=dict)
+    launch: dict[str, Any] = field(default_factory=dict)
+
+
+def code(value: ir.Value) -> str:
+    """Python source for a value: literals by repr, references by name."""
+    if isinstance(value, ir.Lit):
+        return py(value.value)
+    if isinstance(value, ir.InputRef):
+        return f"args.{ir.identifier(value.name)}"
+    if isinstance(value, ir.JobRef):
+        return ir.identifier(value.job)
+    if isinstance(value, ir.EnvRef):
+        if value.default is None:
+            return f"os.environ[{py(value.name)}]"
+        return f"os.environ.get({py(value.name)}, {py(value.default)})"
+    if isinstance(value, ir.Seq):
+        return "[" + ", ".join(code(v) for v in value.items) + "]"
+    pieces = [py(p) if isinstance(p, str) else f"str({code(p)})" for p in value.parts]
+    return " + ".join(pieces)
+
+
+_ARG_TYPES = {"integer": "int", "number": "float", "boolean": "parse_bool", "list": "json.loads",
+              "object": "json.loads", "json": "json.loads", "string": None, "dataset": None}
+
+
+def _options(wf: ir.Workflow, trainer: ir.Job | None) -> list[Option]:
+    out: list[Option] = []
+    for inp in wf.inputs:
+        flags = (inp.option,) if "_" not in inp.name else (inp.option, "--" + inp.name)
+        metavar = inp.name.upper().replace("-", "_")
+        default = py(inp.default if not isinstance(inp.default, (list, dict)) else None)
+        if inp.type in ("list", "object", "json") and inp.default is not None:
+            default = py(_json(inp.default))
+        out.append(
+            Option(flags, inp.dest, _ARG_TYPES.get(inp.type), default, inp.required,
+                   comment(inp.help), metavar)
+        )
+    return out
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=False)
+
+
+def _data_steps(p: Program) -> None:
+    for job in p.workflow.jobs:
+        if job.kind == "train":
+            continue
+        if job.kind == "load":
+            function = "load_hub" if job.provider == "huggingface" else "load_local"
+            names = list(sch.loader_fields(job.provider or ""))
+            names = [n for n in names if n not in ("provider", "trust_remote_code")]
+            title = f"{job.id}: load ({job.provider}, component {job.component})"
+        else:
+            function = {"concat": "concat_datasets", "select": "select_" + str(ir.lit(job.fields.get("axis", ir.Lit("columns")))),
+                        "filter": "filter_rows", "map": "map_template"}[job.method or ""]
+            names = list(sch.operation_fields(job.method or ""))
+            if job.method == "select":
+                names = ["dataset", "columns" if function == "select_columns" else "indices"]
+            title = f"{job.id}: {job.method} (component {job.component})"
+        kwargs = []
+        for name in names:
+            if name not in job.fields:
+                continue
+            value = job.fields[name]
+            if name in ("dataset",) and not isinstance(value, ir.JobRef):
+                value_code = f"open_dataset({code(value)})"
+                p.helpers.add("open_dataset")
+            elif name == "datasets" and isinstance(value, (ir.Seq, ir.Lit)):
+                items = value.items if isinstance(value, ir.Seq) else tuple(ir.Lit(v) for v in value.value)
+                value_code = "[" + ", ".join(
+                    code(v) if isinstance(v, ir.JobRef) else f"open_dataset({code(v)})" for v in items
+                ) + "]"
+                if any(not isinstance(v, ir.JobRef) for v in items):
+                    p.helpers.add("open_dataset")
+            else:
+                value_code = code(value)
+            if name in ("token",) and isinstance(value, ir.Lit) and value.value is not None:
+                value_code = code(value)
+            kwargs.append((name, value_code))
+        p.helpers.add(function)
+        p.steps.append(Step(job.var, title, function, tuple(kwargs)))
+
+
+def _dataset_source(p: Program, value: ir.Value | None) -> str | None:
+    if value is None or (isinstance(value, ir.Lit) and value.value is None):
+        return None
+    if isinstance(value, ir.JobRef):
+        return code(value)
+    p.helpers.add("open_dataset")
+    return f"open_dataset({code(value)})"
+
+
+def _settings(p: Program, job: ir.Job) -> None:
+    described = sch.trainer_fields()
+    p.value["task"] = ir.lit(job.fields["task"])
+    fmt = data_format(job)
+    for group, names in SETTING_GROUPS:
+        items: list[Setting] = []
+        for name in names:
+            if name not in job.fields:
+                continue
+            value = job.fields[name]
+            const = name.upper()
+            note = comment(described.get(name, {}).get("description", ""))
+            if name == "lr_scheduler_kwargs" and not ir.lit(value):
+                sched = ir.lit(job.fields["lr_scheduler_type"])
+                value = ir.Lit(SCHEDULER_KWARGS.get(str(sched), {}))
+            if name in HIDDEN.get(fmt, ()) and name not in job.explicit:
+                continue
+            if name == "warmup_ratio" and name not in job.explicit:
+                continue
+            if name == "optimizer" and isinstance(value, ir.Lit):
+                chosen = str(value.value)
+                value = ir.Lit(OPTIMIZERS[chosen][0])
+                note = f"transformers' name for the config's {chosen!r}" + (
+                    f" (needs {OPTIMIZERS[chosen][1]})" if OPTIMIZERS[chosen][1] else ""
+                )
+            if isinstance(value, ir.Lit):
+                items.append(Setting(const, py(value.value), note))
+                p.ref[name] = const
+                p.value[name] = value.value
+            else:
+                p.ref[name] = code(value)
+                p.value[name] = None
+        if items:
+            p.groups.append((group, items))
+
+
+def _requirements(p: Program, job: ir.Job | None) -> None:
+    names = ["torch", "transformers", "datasets", "accelerate"]
+    if job is not None:
+        v = p.value
+        if v.get("task", "sft") == "sft":
+            names.append("trl")
+        if "lora_r" in job.fields:
+            names.append("peft")
+        optim = OPTIMIZERS.get(str(ir.lit(job.fields.get("optimizer", ir.Lit("")))), ("", None))[1]
+        if v.get("quantization") or optim == "bitsandbytes":
+            names.append("bitsandbytes")
+        if optim and optim != "bitsandbytes":
+            names.append(optim)
+        report = v.get("report_to")
+        for name in [report] if isinstance(report, str) else list(report or []):
+            if name != "none":
+                names.append(name)
+    p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
+
+
+# settings the code of a data format never reads
+HIDDEN: dict[str, tuple[str, ...]] = {
+    "text": ("prompt_column", "response_column", "system_column", "messages_column", "train_on_prompt"),
+    "prompt_response": ("text_column", "messages_column"),
+    "auto": ("text_column", "prompt_column", "response_column", "system_column"),
+}
+
+
+def data_format(job: ir.Job) -> str:
+    """text, prompt_response, or auto (detected from the columns at run time)."""
+    f = job.fields
+    if ir.lit(f["task"]) != "sft":
+        return "classification"
+    if not (isinstance(f.get("text_column"), ir.Lit) and ir.lit(f["text_column"]) is None):
+        return "text"
+    if not (isinstance(f.get("prompt_column"), ir.Lit) and ir.lit(f["prompt_column"]) is None):
+        return "prompt_response"
+    return "auto"
+
+
+def _train(p: Program, job: ir.Job) -> None:
+    f = job.fields
+    v = p.value
+    task = v.get("task", "sft")
+    fmt = data_format(job)
+    quant = v.get("quantization")
+    precision = "bf16" if v.get("bf16") else "fp16" if v.get("fp16") else "no"
+    compute = v.get("bnb_4bit_compute_dtype") or {"bf16": "bfloat16", "fp16": "float16"}.get(
+        precision, "float32"
+    )
+    optim = str(v.get("optimizer", "adamw_torch"))
+    report = v.get("report_to")
+    p.train = {
+        "task": task,
+        "format": fmt,
+        "lora": "lora_r" in f,
+        "quantization": quant,
+        "quant_type": QUANT_TYPES.get(str(quant)),
+        "compute_dtype": compute,
+        "precision": precision,
+        "optim": optim,
+        "train_source": _dataset_source(p, f.get("dataset")),
+        "eval_source": _dataset_source(p, f.get("eval_dataset")),
+        "validation_split": "validation_split" in job.explicit,
+        "report_to": report if isinstance(report, str) else list(report or []),
+        "tensorboard": report == "tensorboard" or (isinstance(report, list) and "tensorboard" in report),
+        "resume_default": v.get("resume_from_checkpoint"),
+        # transformers reads a float below 1 in warmup_steps as a share of all steps
+        "warmup": p.ref["warmup_ratio"] if "warmup_ratio" in job.explicit else p.ref["warmup_steps"],
+    }
+
+
+def _launch(p: Program, job: ir.Job | None) -> None:
+    dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
+    strategy = dist.get("strategy", "none")
+    procs = dist.get("num_processes", "auto")
+    p.launch = {
+        "strategy": strategy,
+        "num_processes": procs,
+        "num_machines": dist.get("num_machines", 1),
+        "zero_stage": dist.get("zero_stage"),
+        "offload": bool(dist.get("offload")),
+        "precision": p.train.get("precision", "no"),
+        "distributed_type": {
+            "none": "NO",
+            "ddp": "MULTI_GPU",
+            "fsdp": "FSDP",
+            "deepspeed": "DEEPSPEED",
+        }[strategy],
+    }
+
+
+def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
+    p = Program(config=config, workflow=wf)
+    trainer = wf.trainer
+    p.options = _options(wf, trainer)
+    p.env = list(wf.env)
+    _data_steps(p)
+    if trainer is not None:
+        _settings(p, trainer)
+        _train(p, trainer)
+    _requirements(p, trainer)
+    _launch(p, trainer)
+    return p
+
+
+def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
+    p = build_program(config, wf)
+    program = wf.program
+    template = "train.py.jinja" if wf.trainer else "prepare.py.jinja"
+    files = {
+        program: render_python(template, p=p),
+        "accelerate_config.yaml": render_text("accelerate_config.yaml.jinja", p=p),
+        "launch.sh": render_text("launch.sh.jinja", p=p),
+        "requirements.txt": render_text("requirements.txt.jinja", p=p),
+        "README.md": render_text("README.md.jinja", p=p),
+    }
+    return files

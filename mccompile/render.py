@@ -1,0 +1,98 @@
+"""The only module that touches jinja2 and black.
+
+Templates see only the IR (and the program model built from it). Every
+config value reaches code through the ``py`` filter, as a Python literal;
+identifiers pass through ``ident``. Generated Python is parsed before it is
+formatted, so a template bug is reported as such.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from functools import cache
+from typing import Any
+
+from mccompile.ir import identifier
+from mccompile.schema import resource_dir
+
+BLACK_LINE_LENGTH = 100
+
+
+class RenderError(Exception):
+    """A template produced something it must not (a bug in mccompile, not in the config)."""
+
+
+def py(value: Any) -> str:
+    """``value`` as a Python literal; anything but plain data is refused."""
+    _check_literal(value)
+    return repr(value)
+
+
+def _check_literal(value: Any) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RenderError(f"cannot write the non-finite number {value!r} as code")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_literal(item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise RenderError(f"cannot write a mapping key of type {type(key).__name__}")
+            _check_literal(item)
+        return
+    raise RenderError(f"cannot write a value of type {type(value).__name__} as code")
+
+
+def comment(text: str) -> str:
+    """Text made safe for a ``#`` comment: one line, no control characters."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+@cache
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = py
+    env.filters["ident"] = identifier
+    env.filters["comment"] = comment
+    return env
+
+
+def render_text(template: str, **context: Any) -> str:
+    text: str = _environment().get_template(template).render(**context)
+    return text
+
+
+def render_python(template: str, **context: Any) -> str:
+    import black
+
+    source = render_text(template, **context)
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        lines = source.splitlines()
+        shown = lines[exc.lineno - 1] if exc.lineno and exc.lineno <= len(lines) else ""
+        raise RenderError(
+            f"template {template} produced invalid Python at line {exc.lineno}: {exc.msg}\n"
+            f"    {shown}"
+        ) from None
+    mode = black.Mode(
+        target_versions={black.TargetVersion.PY310},
+        line_length=BLACK_LINE_LENGTH,
+    )
+    formatted: str = black.format_str(source, mode=mode)
+    return formatted
