@@ -55,6 +55,14 @@ SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},
 }
 QUANT_TYPES = {"nf4": "nf4", "int4": "fp4"}
+TORCH_DTYPES = {"float32": "torch.float32", "float16": "torch.float16", "bfloat16": "torch.bfloat16"}
+# standard-library modules each dataset helper needs
+HELPER_IMPORTS = {
+    "open_dataset": ["os"],
+    "load_local": ["os"],
+    "filter_rows": ["re"],
+    "map_template": ["string"],
+}
 
 # trainer fields shown in the settings block: (group, field, constant)
 SETTING_GROUPS: list[tuple[str, list[str]]] = [
@@ -176,6 +184,8 @@ class Program:
     env: list[ir.EnvRef] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)
     launch: dict[str, Any] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
+    runtime: list[Setting] = field(default_factory=list)
 
 
 def code(value: ir.Value) -> str:
@@ -295,15 +305,25 @@ def _settings(p: Program, job: ir.Job) -> None:
                 note = f"transformers' name for the config's {chosen!r}" + (
                     f" (needs {OPTIMIZERS[chosen][1]})" if OPTIMIZERS[chosen][1] else ""
                 )
+            p.ref[name] = const
             if isinstance(value, ir.Lit):
                 items.append(Setting(const, py(value.value), note))
-                p.ref[name] = const
                 p.value[name] = value.value
             else:
-                p.ref[name] = code(value)
+                p.runtime.append(Setting(const, code(value), f"{note} From {_origin(value)}."))
                 p.value[name] = None
         if items:
             p.groups.append((group, items))
+
+
+def _origin(value: ir.Value) -> str:
+    refs = ir.refs(value)
+    names = [
+        f"--{r.name.replace('_', '-')}" if isinstance(r, ir.InputRef) else f"${r.name}"
+        for r in refs
+        if isinstance(r, (ir.InputRef, ir.EnvRef))
+    ]
+    return " and ".join(names) or "the workflow"
 
 
 def _requirements(p: Program, job: ir.Job | None) -> None:
@@ -364,7 +384,7 @@ def _train(p: Program, job: ir.Job) -> None:
         "lora": "lora_r" in f,
         "quantization": quant,
         "quant_type": QUANT_TYPES.get(str(quant)),
-        "compute_dtype": compute,
+        "compute_dtype": TORCH_DTYPES[compute],
         "precision": precision,
         "optim": optim,
         "train_source": _dataset_source(p, f.get("dataset")),
@@ -409,6 +429,12 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
         _train(p, trainer)
     _requirements(p, trainer)
     _launch(p, trainer)
+    needed = {"argparse", "json", "sys"}
+    if trainer is not None:
+        needed |= {"math", "os", "signal"}
+    for helper in p.helpers:
+        needed.update(HELPER_IMPORTS.get(helper, []))
+    p.imports = sorted(needed)
     return p
 
 
