@@ -1,0 +1,136 @@
+"""mccompile build: determinism, safe output, --check, --force, launch configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mccompile.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "tests" / "guide" / "guide_9_8_1_1.yaml"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _build_in_process(out: Path, *extra: str) -> int:
+    return main(["build", str(CONFIG), "-o", str(out), *extra])
+
+
+def test_build_writes_the_layout(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    assert sorted(_tree(out)) == [
+        "manifest.json",
+        "train-alpaca/README.md",
+        "train-alpaca/accelerate_config.yaml",
+        "train-alpaca/launch.sh",
+        "train-alpaca/requirements.txt",
+        "train-alpaca/train.py",
+    ]
+    assert os.access(out / "train-alpaca" / "launch.sh", os.X_OK)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"] == CONFIG.name
+    assert set(manifest["files"]) == set(_tree(out)) - {"manifest.json"}
+
+
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_build_is_deterministic_across_processes_and_hash_seeds(tmp_path: Path, seed: str) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert _build_in_process(first) == 0
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    subprocess.run(
+        [sys.executable, "-m", "mccompile", "build", str(CONFIG), "-o", str(second)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    assert _tree(first) == _tree(second)
+
+
+def test_no_absolute_paths_or_timestamps(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    for path, data in _tree(out).items():
+        text = data.decode()
+        assert str(tmp_path) not in text, path
+        assert str(ROOT) not in text, path
+
+
+def test_check_reports_drift_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out, "--check") == 1
+    assert not out.exists()
+    assert _build_in_process(out) == 0
+    assert _build_in_process(out, "--check") == 0
+    program = out / "train-alpaca" / "train.py"
+    program.write_text(program.read_text() + "# edited\n")
+    capsys.readouterr()
+    assert _build_in_process(out, "--check") == 1
+    assert "train.py: differs" in capsys.readouterr().err
+    assert program.read_text().endswith("# edited\n")
+
+
+def test_foreign_files_are_refused_and_kept_with_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _build_in_process(out) == 2
+    assert sorted(_tree(out)) == ["notes.txt"]
+    assert _build_in_process(out, "--force") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    # a rebuild keeps them too, and removes only files mccompile wrote before
+    assert _build_in_process(out, "--force") == 0
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_rebuild_over_own_output_needs_no_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    assert _build_in_process(out) == 0
+
+
+def test_unknown_workflow_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _build_in_process(tmp_path / "out", "--workflow", "nope") == 2
+    assert "no workflow 'nope'" in capsys.readouterr().err
+
+
+def test_plan_shows_run_order_defaults_and_options(capsys: pytest.CaptureFixture[str]) -> None:
+    config = ROOT / "tests" / "guide" / "guide_9_8_3_1.yaml"
+    assert main(["plan", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("1. load:") < out.index("2. process:") < out.index("3. train:")
+    assert "optimizer                   = 'adamw_torch'  # default" in out
+    assert "--template (string, required)" in out
+
+
+def test_accelerate_reads_every_launch_config(tmp_path: Path) -> None:
+    pytest.importorskip("accelerate")
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = [ROOT / "golden" / case / "config.yaml" for case in sorted(os.listdir(ROOT / "golden"))]
+    for config in configs:
+        out = tmp_path / config.parent.name
+        assert main(["build", str(config), "-o", str(out)]) == 0
+        for launch in out.glob("*/accelerate_config.yaml"):
+            loaded = load_config_from_file(str(launch))
+            expected = "MULTI_GPU" if "ddp" in config.parent.name else "NO"
+            assert str(loaded.distributed_type).endswith(expected), (launch, loaded.distributed_type)
+            assert str(loaded.mixed_precision) in ("no", "fp16", "bf16")
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert "mccompile" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    assert "--check" in capsys.readouterr().out
