@@ -1,0 +1,90 @@
+"""The corpus of bad configs: each file in tests/bad holds one mistake.
+
+Every file starts with comment lines naming the diagnostics a user must get:
+
+    # expect: LINE:COL: error: SUBSTRING
+
+(``warning`` for warnings). The test checks that ``mccompile validate`` exits
+with 2, prints a diagnostic at exactly that line and column with that
+severity whose message contains the substring, prints every diagnostic in
+the ``file:line:col: severity: message`` form, and never a traceback; and
+that ``mccompile build`` of the same file exits with 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mccompile.cli import main
+
+BAD = Path(__file__).parent / "bad"
+CASES = sorted(BAD.glob("*.yaml"))
+
+_EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+):\s*(error|warning):\s*(.+?)\s*$")
+_SUMMARY = re.compile(r": \d+ error\(s\); nothing was built$")
+
+
+def _expectations(path: Path) -> list[tuple[int, int, str, str]]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        m = _EXPECT.match(line)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
+    return out
+
+
+def _diagnostic_form(shown: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(shown)}:(\d+):(\d+): (error|warning): (.+)$")
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 60, f"only {len(CASES)} bad configs in {BAD}"
+
+
+def test_every_case_says_what_it_expects() -> None:
+    for path in CASES:
+        assert _expectations(path), f"{path.name} has no '# expect:' line"
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_validate_reports_the_mistake(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shown = str(path)
+    code = main(["validate", shown])
+    out, err = capsys.readouterr()
+    printed = out + err
+    assert "Traceback" not in printed, printed
+    assert code == 2, f"exit code {code}, expected 2\n{printed}"
+
+    form = _diagnostic_form(shown)
+    found: list[tuple[int, int, str, str]] = []
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines, "nothing was printed on stderr"
+    assert _SUMMARY.search(lines[-1]), f"no summary line at the end:\n{err}"
+    for line in lines[:-1]:
+        m = form.match(line)
+        assert m, f"not in the file:line:col: severity: message form: {line!r}\n{err}"
+        found.append((int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
+
+    for line_no, col, severity, substring in _expectations(path):
+        hit = any(
+            (l, c, s) == (line_no, col, severity) and substring in message
+            for l, c, s, message in found
+        )
+        assert hit, (
+            f"expected {line_no}:{col}: {severity}: ...{substring}...\nprinted:\n{err}"
+        )
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_build_writes_nothing(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "out"
+    code = main(["build", str(path), "-o", str(out_dir)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, out + err
+    assert code == 2, f"exit code {code}, expected 2\n{out}{err}"
+    assert not out_dir.exists(), f"build wrote {sorted(p.name for p in out_dir.rglob('*'))}"
