@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -132,7 +131,7 @@ def _write(out: Path, files: dict[str, bytes], keep: dict[str, bytes]) -> None:
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.rmdir(old)
+            old.rmdir()
             out.rename(old)
         staging.rename(out)
         if old is not None:

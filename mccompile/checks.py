@@ -37,14 +37,33 @@ SFT_ONLY = (
     "packing",
 )
 CLASSIFICATION_ONLY = ("text_pair_column", "label_column", "labels")
-VALUE_OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "not-in", "contains",
-                   "starts-with", "ends-with", "match")
+VALUE_OPERATORS = (
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not-in",
+    "contains",
+    "starts-with",
+    "ends-with",
+    "match",
+)
 
 
 class Checker:
-    def __init__(self, doc: Document, diags: Diagnostics) -> None:
+    def __init__(
+        self, doc: Document, diags: Diagnostics, nested: dict[Path_, str] | None = None
+    ) -> None:
         self.doc = doc
         self.diags = diags
+        self.nested = nested or {}
+
+    def _name(self, key: str, path: Path_) -> str:
+        """The key as the user wrote it (``lora.rank`` for ``lora_r``)."""
+        return self.nested.get(path, key)
 
     def _error(self, code: str, message: str, path: Path_) -> None:
         self.diags.error(code, message, path, self.doc.kpos(path))
@@ -62,14 +81,20 @@ class Checker:
             return ir.lit(f[key]) if key in f else None
 
         def is_set(key: str) -> bool:
-            return key in given and not (isinstance(f.get(key), ir.Lit) and val(key) in (None, False))
+            return key in given and not (
+                isinstance(f.get(key), ir.Lit) and val(key) in (None, False)
+            )
 
         task = val("task")
         cid = job.component
         if task == "sft":
             for key in CLASSIFICATION_ONLY:
                 if key in given:
-                    self._error("wrong-task", f"'{key}' applies to task: classification, not sft", where(key))
+                    self._error(
+                        "wrong-task",
+                        f"'{key}' applies to task: classification, not sft",
+                        where(key),
+                    )
             if is_set("text_column") and (is_set("prompt_column") or is_set("response_column")):
                 self._error(
                     "column-conflict",
@@ -106,7 +131,11 @@ class Checker:
         elif task == "classification":
             for key in SFT_ONLY:
                 if key in given:
-                    self._error("wrong-task", f"'{key}' applies to task: sft, not classification", where(key))
+                    self._error(
+                        "wrong-task",
+                        f"'{key}' applies to task: sft, not classification",
+                        where(key),
+                    )
             if is_set("merge_adapter") is False:
                 pass
         if val("fp16") is True and val("bf16") is True:
@@ -117,8 +146,8 @@ class Checker:
                 if key in given:
                     self._error(
                         "needs-lora",
-                        f"'{key}' is set but peft_adapter is not lora (it would be ignored);"
-                        " add peft_adapter: lora",
+                        f"'{self._name(key, where(key))}' is set but peft_adapter is not lora"
+                        " (it would be ignored); add peft_adapter: lora",
                         where(key),
                     )
             if is_set("quantization"):
@@ -138,7 +167,9 @@ class Checker:
                         where(key),
                     )
         if "warmup_steps" in given and "warmup_ratio" in given:
-            self._error("warmup", "give warmup_steps or warmup_ratio, not both", where("warmup_ratio"))
+            self._error(
+                "warmup", "give warmup_steps or warmup_ratio, not both", where("warmup_ratio")
+            )
         has_eval = is_set("eval_dataset") or is_set("validation_split")
         if is_set("eval_dataset") and is_set("validation_split"):
             self._error(
@@ -205,8 +236,9 @@ class Checker:
                 f"offload needs strategy fsdp or deepspeed (strategy is {strategy})",
                 path + ("offload",),
             )
+        machines = dist.get("num_machines")
         if strategy == "none":
-            if dist.get("num_machines", 1) > 1:
+            if isinstance(machines, int) and machines > 1:
                 self._error(
                     "distributed",
                     "num_machines > 1 needs a strategy (ddp, fsdp or deepspeed)",
@@ -252,8 +284,12 @@ class Checker:
                         f" component '{job.component}'",
                         where("loader"),
                     )
-                has_files = val("data_files") is not None or not isinstance(f.get("data_files", ir.Lit(None)), ir.Lit)
-                has_dir = val("data_dir") is not None or not isinstance(f.get("data_dir", ir.Lit(None)), ir.Lit)
+                has_files = val("data_files") is not None or not isinstance(
+                    f.get("data_files", ir.Lit(None)), ir.Lit
+                )
+                has_dir = val("data_dir") is not None or not isinstance(
+                    f.get("data_dir", ir.Lit(None)), ir.Lit
+                )
                 if has_files == has_dir:
                     self._error(
                         "local-files",
@@ -306,9 +342,12 @@ class Checker:
             self._need(job, "dataset", where)
             self._need(job, "condition", where)
             cond = val("condition")
-            if isinstance(cond, dict):
-                for message in condition_problems(cond):
-                    self._error("condition", f"filter condition: {message}", where("condition"))
+            base = where("condition")
+            for message, sub in condition_problems(cond):
+                path = (*base, *sub)
+                self.diags.error(
+                    "condition", f"filter condition: {message}", path, self.doc.pos(path)
+                )
         elif method == "concat":
             self._need(job, "datasets", where)
 
@@ -340,34 +379,36 @@ def template_problem(template: str) -> str | None:
     return None
 
 
-def condition_problems(cond: dict[str, Any], where: str = "") -> list[str]:
-    """Problems of a filter condition the schema does not see (values, regexes)."""
-    out: list[str] = []
-    if "all" in cond or "any" in cond:
-        key = "all" if "all" in cond else "any"
-        for i, sub in enumerate(cond[key] or []):
-            if isinstance(sub, dict):
-                out.extend(condition_problems(sub, f"{where}{key}[{i}]."))
+def condition_problems(cond: Any, path: Path_ = ()) -> list[tuple[str, Path_]]:
+    """Problems of a filter condition the schema does not see, with where they are."""
+    out: list[tuple[str, Path_]] = []
+    if not isinstance(cond, dict):
         return out
+    for key in ("all", "any"):
+        if key in cond:
+            items = cond[key]
+            for i, sub in enumerate(items if isinstance(items, list) else []):
+                out.extend(condition_problems(sub, (*path, key, i)))
+            return out
     if "not" in cond:
-        return condition_problems(cond["not"], f"{where}not.") if isinstance(cond["not"], dict) else []
+        return condition_problems(cond["not"], (*path, "not"))
     op = cond.get("operator")
-    col = cond.get("column")
-    label = f"{where}{col} {op}"
-    if op in VALUE_OPERATORS and "value" not in cond:
-        out.append(f"'{label}' needs a 'value'")
-    if op in ("empty", "not-empty") and "value" in cond:
-        out.append(f"'{label}' takes no 'value'")
+    label = f"{cond.get('column')} {op}"
     value = cond.get("value")
+    if op in VALUE_OPERATORS and "value" not in cond:
+        out.append((f"'{label}' needs a 'value'", path))
+    if op in ("empty", "not-empty") and "value" in cond:
+        out.append((f"'{label}' takes no 'value'", (*path, "value")))
     if op in ("in", "not-in") and "value" in cond and not isinstance(value, list):
-        out.append(f"'{label}' needs a list as 'value'")
-    if op in ("gt", "gte", "lt", "lte") and cond.get("length") and not isinstance(value, (int, float)):
-        out.append(f"'{label}' with length: true compares with a number")
+        out.append((f"'{label}' needs a list as 'value'", (*path, "value")))
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if op in ("gt", "gte", "lt", "lte") and cond.get("length") and not numeric:
+        out.append((f"'{label}' with length: true compares with a number", (*path, "value")))
     if op == "match" and isinstance(value, str):
         try:
             re.compile(value)
         except re.error as exc:
-            out.append(f"'{label}': invalid regular expression ({exc})")
+            out.append((f"'{label}': invalid regular expression ({exc})", (*path, "value")))
     if op == "match" and "value" in cond and not isinstance(value, str):
-        out.append(f"'{label}' needs a regular expression (text) as 'value'")
+        out.append((f"'{label}' needs a regular expression (text) as 'value'", (*path, "value")))
     return out

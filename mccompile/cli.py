@@ -45,8 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     validate = sub.add_parser(
-        "validate", help="check a config and report every mistake", description="Check a config:"
-        " every mistake is reported at file:line:col; exit 2 if there are errors."
+        "validate",
+        help="check a config and report every mistake",
+        description="Check a config:"
+        " every mistake is reported at file:line:col; exit 2 if there are errors.",
     )
     validate.add_argument("config", metavar="CONFIG", help="the YAML config")
 

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from mccompile import ir
 from mccompile.checks import Checker
 from mccompile.errors import ConfigError, Diagnostics
-from mccompile.loader import load
+from mccompile.loader import Path_, load
 from mccompile.resolve import Resolver
 from mccompile.validate import check_schema, normalize
+
+
+def _locator(origin: dict[str, Path_]) -> Callable[[str], Path_]:
+    """Where a job's field was written: its job input, else its component."""
+    base = origin.get("__component__", ())
+
+    def where(key: str) -> Path_:
+        return origin.get(key, (*base, key) if base else ())
+
+    return where
 
 
 def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Config, Diagnostics]:
@@ -28,15 +39,10 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
     check_schema(doc, diags)
     resolver = Resolver(doc, diags)
     workflows = resolver.resolve()
-    checker = Checker(doc, diags)
+    checker = Checker(doc, diags, resolver.nested_names)
     for wf in workflows:
         for job in wf.jobs:
-            origin = resolver.origins.get((wf.id, job.id), {})
-            base = origin.get("__component__", ())
-
-            def where(key: str, origin: dict = origin, base: tuple = base) -> tuple:  # type: ignore[type-arg]
-                return origin.get(key, base + (key,) if base else ())
-
+            where = _locator(resolver.origins.get((wf.id, job.id), {}))
             if job.kind == "train":
                 checker.trainer(job, where)
             else:

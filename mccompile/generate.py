@@ -55,7 +55,11 @@ SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},
 }
 QUANT_TYPES = {"nf4": "nf4", "int4": "fp4"}
-TORCH_DTYPES = {"float32": "torch.float32", "float16": "torch.float16", "bfloat16": "torch.bfloat16"}
+TORCH_DTYPES = {
+    "float32": "torch.float32",
+    "float16": "torch.float16",
+    "bfloat16": "torch.bfloat16",
+}
 # standard-library modules each dataset helper needs
 HELPER_IMPORTS = {
     "open_dataset": ["os"],
@@ -206,8 +210,16 @@ def code(value: ir.Value) -> str:
     return " + ".join(pieces)
 
 
-_ARG_TYPES = {"integer": "int", "number": "float", "boolean": "parse_bool", "list": "json.loads",
-              "object": "json.loads", "json": "json.loads", "string": None, "dataset": None}
+_ARG_TYPES = {
+    "integer": "int",
+    "number": "float",
+    "boolean": "parse_bool",
+    "list": "json.loads",
+    "object": "json.loads",
+    "json": "json.loads",
+    "string": None,
+    "dataset": None,
+}
 
 
 def _options(wf: ir.Workflow, trainer: ir.Job | None) -> list[Option]:
@@ -219,8 +231,15 @@ def _options(wf: ir.Workflow, trainer: ir.Job | None) -> list[Option]:
         if inp.type in ("list", "object", "json") and inp.default is not None:
             default = py(_json(inp.default))
         out.append(
-            Option(flags, inp.dest, _ARG_TYPES.get(inp.type), default, inp.required,
-                   comment(inp.help), metavar)
+            Option(
+                flags,
+                inp.dest,
+                _ARG_TYPES.get(inp.type),
+                default,
+                inp.required,
+                comment(inp.help),
+                metavar,
+            )
         )
     return out
 
@@ -241,8 +260,12 @@ def _data_steps(p: Program) -> None:
             names = [n for n in names if n not in ("provider", "trust_remote_code")]
             title = f"{job.id}: load ({job.provider}, component {job.component})"
         else:
-            function = {"concat": "concat_datasets", "select": "select_" + str(ir.lit(job.fields.get("axis", ir.Lit("columns")))),
-                        "filter": "filter_rows", "map": "map_template"}[job.method or ""]
+            function = {
+                "concat": "concat_datasets",
+                "select": "select_" + str(ir.lit(job.fields.get("axis", ir.Lit("columns")))),
+                "filter": "filter_rows",
+                "map": "map_template",
+            }[job.method or ""]
             names = list(sch.operation_fields(job.method or ""))
             if job.method == "select":
                 names = ["dataset", "columns" if function == "select_columns" else "indices"]
@@ -256,10 +279,19 @@ def _data_steps(p: Program) -> None:
                 value_code = f"open_dataset({code(value)})"
                 p.helpers.add("open_dataset")
             elif name == "datasets" and isinstance(value, (ir.Seq, ir.Lit)):
-                items = value.items if isinstance(value, ir.Seq) else tuple(ir.Lit(v) for v in value.value)
-                value_code = "[" + ", ".join(
-                    code(v) if isinstance(v, ir.JobRef) else f"open_dataset({code(v)})" for v in items
-                ) + "]"
+                items = (
+                    value.items
+                    if isinstance(value, ir.Seq)
+                    else tuple(ir.Lit(v) for v in value.value)
+                )
+                value_code = (
+                    "["
+                    + ", ".join(
+                        code(v) if isinstance(v, ir.JobRef) else f"open_dataset({code(v)})"
+                        for v in items
+                    )
+                    + "]"
+                )
                 if any(not isinstance(v, ir.JobRef) for v in items):
                     p.helpers.add("open_dataset")
             else:
@@ -348,7 +380,13 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
 
 # settings the code of a data format never reads
 HIDDEN: dict[str, tuple[str, ...]] = {
-    "text": ("prompt_column", "response_column", "system_column", "messages_column", "train_on_prompt"),
+    "text": (
+        "prompt_column",
+        "response_column",
+        "system_column",
+        "messages_column",
+        "train_on_prompt",
+    ),
     "prompt_response": ("text_column", "messages_column"),
     "auto": ("text_column", "prompt_column", "response_column", "system_column"),
 }
@@ -391,10 +429,13 @@ def _train(p: Program, job: ir.Job) -> None:
         "eval_source": _dataset_source(p, f.get("eval_dataset")),
         "validation_split": "validation_split" in job.explicit,
         "report_to": report if isinstance(report, str) else list(report or []),
-        "tensorboard": report == "tensorboard" or (isinstance(report, list) and "tensorboard" in report),
+        "tensorboard": report == "tensorboard"
+        or (isinstance(report, list) and "tensorboard" in report),
         "resume_default": v.get("resume_from_checkpoint"),
         # transformers reads a float below 1 in warmup_steps as a share of all steps
-        "warmup": p.ref["warmup_ratio"] if "warmup_ratio" in job.explicit else p.ref["warmup_steps"],
+        "warmup": p.ref["warmup_ratio"]
+        if "warmup_ratio" in job.explicit
+        else p.ref["warmup_steps"],
     }
 
 

@@ -72,6 +72,11 @@ class Document:
     data: Any
     value_pos: dict[Path_, Position] = field(default_factory=dict)
     key_pos: dict[Path_, Position] = field(default_factory=dict)
+    # values already reported by the loader (a bad tag): later stages stay quiet about them
+    reported: set[Path_] = field(default_factory=set)
+
+    def was_reported(self, path: Path_) -> bool:
+        return any(path[: len(p)] == p for p in self.reported)
 
     def pos(self, path: Path_) -> Position | None:
         """Where the value at ``path`` starts, or its nearest written ancestor."""
@@ -91,6 +96,9 @@ class Document:
         for table in (self.value_pos, self.key_pos):
             for p in [p for p in table if p[:n] == old]:
                 table[new + p[n:]] = table.pop(p)
+        for p in [p for p in self.reported if p[:n] == old]:
+            self.reported.discard(p)
+            self.reported.add(new + p[n:])
 
 
 def _position(node: yaml.Node) -> Position:
@@ -106,13 +114,14 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _TooLarge(
+            raise _TooLargeError(
                 f"the document expands to more than {MAX_NODES} values"
                 " (are aliases expanding exponentially?)",
                 node,
+                path[:1],
             )
         if depth > MAX_DEPTH:
-            raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels", node)
+            raise _TooLargeError(f"the document nests deeper than {MAX_DEPTH} levels", node)
         self.doc.value_pos.setdefault(path, _position(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
@@ -129,7 +138,9 @@ class _Builder:
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
                 for src in sources:
                     if not isinstance(src, yaml.MappingNode):
                         self.diags.error(
@@ -188,6 +199,7 @@ class _Builder:
         return value
 
     def _bad_tag(self, node: yaml.Node, path: Path_) -> None:
+        self.doc.reported.add(path)
         self.diags.error(
             "yaml-tag",
             f"YAML tag '{node.tag}' is not allowed (only plain YAML data is read)",
@@ -196,10 +208,28 @@ class _Builder:
         )
 
 
-class _TooLarge(Exception):
-    def __init__(self, message: str, node: yaml.Node) -> None:
+class _TooLargeError(Exception):
+    def __init__(self, message: str, node: yaml.Node, at: Path_ | None = None) -> None:
         super().__init__(message)
         self.node = node
+        self.at = at
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[str, Path_, Position | None]:
+    """A YAML error at the place to look: where an unclosed quote or bracket opens."""
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    opened = exc.context_mark is not None and ("quoted" in context or "flow" in context)
+    mark = exc.context_mark if opened else (exc.problem_mark or exc.context_mark)
+    pos = Position(mark.line + 1, mark.column + 1) if mark else None
+    if opened and exc.problem_mark is not None:
+        message = f"YAML syntax error: {context} that starts here: {problem}"
+        message += f" (line {exc.problem_mark.line + 1})"
+    elif context:
+        message = f"YAML syntax error: {problem} ({context})"
+    else:
+        message = f"YAML syntax error: {problem}"
+    return message, (), pos
 
 
 def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Document | None:
@@ -212,14 +242,20 @@ def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Docum
             diags.error("io", f"cannot read the config: {exc.strerror or exc}")
             return None
         if len(raw) > MAX_BYTES:
-            diags.error(
-                "too-large", f"the config is {len(raw)} bytes; the limit is {MAX_BYTES}"
-            )
+            diags.error("too-large", f"the config is {len(raw)} bytes; the limit is {MAX_BYTES}")
             return None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            diags.error("encoding", f"the config is not UTF-8 text ({exc.reason} at byte {exc.start})")
+            before = raw[: exc.start]
+            line = before.count(b"\n") + 1
+            col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+            diags.error(
+                "encoding",
+                f"the config is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                (),
+                Position(line, col),
+            )
             return None
     elif len(text.encode("utf-8")) > MAX_BYTES:
         diags.error("too-large", f"the config is larger than {MAX_BYTES} bytes")
@@ -229,12 +265,7 @@ def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Docum
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = Position(mark.line + 1, mark.column + 1) if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem:
-            problem = f"{exc.problem} ({exc.context})"
-        diags.error("yaml-syntax", f"YAML syntax error: {problem}", (), pos)
+        diags.error("yaml-syntax", *_syntax_error(exc))
         return None
     except yaml.YAMLError as exc:
         diags.error("yaml-syntax", f"YAML syntax error: {exc}")
@@ -242,12 +273,13 @@ def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Docum
     finally:
         loader.dispose()
     if root is None:
-        diags.error("empty", "the config is empty")
+        diags.error("empty", "the config is empty", (), Position(1, 1))
         return None
     try:
         doc.data = _Builder(doc, diags).build(root, (), 0)
-    except _TooLarge as exc:
-        diags.error("too-large", str(exc), (), _position(exc.node))
+    except _TooLargeError as exc:
+        pos = doc.kpos(exc.at) if exc.at is not None else None
+        diags.error("too-large", str(exc), (), pos or _position(exc.node))
         return None
     if not isinstance(doc.data, dict):
         diags.error(

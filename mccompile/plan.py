@@ -40,7 +40,9 @@ def render_plan(config: ir.Config) -> str:
         lines.append("  jobs in run order:")
         for n, job in enumerate(wf.jobs, 1):
             after = f"  (after {', '.join(job.depends_on)})" if job.depends_on else ""
-            lines.append(f"    {n}. {job.id}: {describe_job(job)}, component {job.component}{after}")
+            lines.append(
+                f"    {n}. {job.id}: {describe_job(job)}, component {job.component}{after}"
+            )
             width = max((len(k) for k in job.fields), default=0)
             for key, value in job.fields.items():
                 origin = "" if key in job.explicit else "  # default"
@@ -55,7 +57,11 @@ def render_plan(config: ir.Config) -> str:
         for inp in wf.inputs:
             need = "required" if inp.required else f"default {inp.default!r}"
             lines.append(f"    {inp.option} ({inp.type}, {need})")
-        lines.append("    --output-dir, --max-steps, --resume, --dry-run" if wf.trainer else "    --output-dir")
+        lines.append(
+            "    --output-dir, --max-steps, --resume, --dry-run"
+            if wf.trainer
+            else "    --output-dir"
+        )
         for env in wf.env:
             tail = "required" if env.default is None else f"default {env.default!r}"
             lines.append(f"  environment: ${env.name} ({tail})")

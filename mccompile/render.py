@@ -79,6 +79,7 @@ def render_text(template: str, **context: Any) -> str:
 
 def render_python(template: str, **context: Any) -> str:
     import black
+    from black.mode import Mode, TargetVersion
 
     source = render_text(template, **context)
     try:
@@ -90,9 +91,6 @@ def render_python(template: str, **context: Any) -> str:
             f"template {template} produced invalid Python at line {exc.lineno}: {exc.msg}\n"
             f"    {shown}"
         ) from None
-    mode = black.Mode(
-        target_versions={black.TargetVersion.PY310},
-        line_length=BLACK_LINE_LENGTH,
-    )
+    mode = Mode(target_versions={TargetVersion.PY310}, line_length=BLACK_LINE_LENGTH)
     formatted: str = black.format_str(source, mode=mode)
     return formatted

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from mccompile import expr as ex
 from mccompile import ir
 from mccompile import schema as sch
+from mccompile.bind import Binder, Context, Scope, input_names
 from mccompile.errors import Diagnostics
 from mccompile.graph import find_cycle, run_order
 from mccompile.loader import Document, Path_
 from mccompile.validate import suggest
 
 META_KEYS = ("id", "type", "default", "title", "description")
-DATASET_FIELDS = ("dataset", "eval_dataset", "datasets")
 LORA_NESTED = {
     "rank": "lora_r",
     "alpha": "lora_alpha",
@@ -23,25 +21,6 @@ LORA_NESTED = {
     "target_modules": "lora_target_modules",
     "bias": "lora_bias",
 }
-
-
-@dataclass
-class _Input:
-    name: str
-    type: str
-    default: Any
-    has_default: bool
-    path: Path_
-    help: str
-
-
-@dataclass
-class _Scope:
-    """What one workflow collects while its jobs are resolved."""
-
-    workflow: str
-    inputs: dict[str, _Input] = field(default_factory=dict)
-    env: dict[str, ir.EnvRef] = field(default_factory=dict)
 
 
 def component_kind(comp: dict[str, Any], method: Any = None) -> str:
@@ -69,6 +48,9 @@ class Resolver:
         self.data: dict[str, Any] = doc.data
         self.components: dict[str, tuple[int, dict[str, Any]]] = {}
         self.origins: dict[tuple[str, str], dict[str, Path_]] = {}
+        self.invalid_components: set[str] = set()
+        self.nested_names: dict[Path_, str] = {}
+        self.binder = Binder(doc, diags)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -100,6 +82,9 @@ class Resolver:
                     )
                     continue
             if not isinstance(cid, str):
+                continue
+            if comp.get("type") not in ("datasets", "model-trainer"):
+                self.invalid_components.add(cid)  # reported by the schema check
                 continue
             if cid in self.components:
                 first = self.doc.pos(("components", self.components[cid][0], "id"))
@@ -171,8 +156,7 @@ class Resolver:
                 if wid is None:
                     self.error(
                         "missing-id",
-                        f"workflow #{path[-1] if isinstance(path[-1], int) else 0} needs an 'id'"
-                        " (there are several workflows)",
+                        f"workflow #{_number(path)} needs an 'id' (there are several workflows)",
                         path,
                     )
                 continue
@@ -200,7 +184,7 @@ class Resolver:
             if "jobs" not in wf:
                 self.error("no-jobs", f"workflow '{wid}' has no jobs", path)
             return None
-        scope = _Scope(wid)
+        scope = Scope(wid)
         jobs: dict[str, ir.Job] = {}
         order_written: list[str] = []
         job_paths: dict[str, Path_] = {}
@@ -208,14 +192,20 @@ class Resolver:
             jpath = (*path, "jobs", i) if path[0] == "workflows" else path
             if not isinstance(raw, dict):
                 continue
-            job = self.job(jpath, raw, scope, len(jobs_raw))
+            job = self.job(jpath, raw, scope)
             if job is None:
                 continue
             if job.id in jobs:
+                implicit = "id" not in raw
                 self.error(
                     "duplicate-id",
-                    f"duplicate job id '{job.id}' in workflow '{wid}'",
-                    jpath + ("id",),
+                    f"duplicate job id '{job.id}' in workflow '{wid}'"
+                    + (
+                        " (a job without an id takes its component's id; give the jobs ids)"
+                        if implicit
+                        else ""
+                    ),
+                    (*jpath, "id") if not implicit else jpath,
                 )
                 continue
             jobs[job.id] = job
@@ -334,7 +324,9 @@ class Resolver:
             )
             return None
         if out is not None:
-            self.warning("ignored-key", "the workflow 'output' mapping is ignored", path + ("output",))
+            self.warning(
+                "ignored-key", "the workflow 'output' mapping is ignored", path + ("output",)
+            )
         return ordered[-1].id if ordered else None
 
     def _check_used(
@@ -353,9 +345,7 @@ class Resolver:
                     job_paths[job.id],
                 )
 
-    def _deps(
-        self, jpath: Path_, jobs_raw: list[Any], job: ir.Job
-    ) -> list[tuple[str, Path_]]:
+    def _deps(self, jpath: Path_, jobs_raw: list[Any], job: ir.Job) -> list[tuple[str, Path_]]:
         raw = self._raw_at(jpath)
         out: list[tuple[str, Path_]] = []
         deps = raw.get("depends_on") if isinstance(raw, dict) else None
@@ -390,111 +380,49 @@ class Resolver:
 
     # -- jobs --------------------------------------------------------------------
 
-    def job(self, jpath: Path_, raw: dict[str, Any], scope: _Scope, count: int) -> ir.Job | None:
-        comp_id = raw.get("component")
-        if comp_id is None:
-            if len(self.components) == 1:
-                comp_id = next(iter(self.components))
-            else:
-                self.error(
-                    "missing-component",
-                    "the job does not say which 'component' it runs (there are"
-                    f" {len(self.components)} components)",
-                    jpath,
-                )
-                return None
-        if not isinstance(comp_id, str):
+    def job(self, jpath: Path_, raw: dict[str, Any], scope: Scope) -> ir.Job | None:
+        found = self._component_of(jpath, raw)
+        if found is None:
             return None
-        if comp_id not in self.components:
-            self.error(
-                "unknown-component",
-                f"unknown component '{comp_id}'{suggest(comp_id, self.components)}",
-                jpath + ("component",),
-            )
-            return None
-        cindex, comp = self.components[comp_id]
+        comp_id, cindex, comp = found
         cpath: Path_ = ("components", cindex)
-        jid = raw.get("id")
-        if jid is None:
-            jid = comp_id
+        jid = raw.get("id", comp_id)
         if not isinstance(jid, str):
             return None
-        if raw.get("output") not in (None, "${output}") and not (
-            isinstance(raw.get("output"), str) and raw["output"].replace(" ", "") == "${output}"
+        output = raw.get("output")
+        if output is not None and not (
+            isinstance(output, str) and output.replace(" ", "") == "${output}"
         ):
             self.error(
                 "unsupported",
                 "a job's output can only be ${output} (the job's result) in mccompile",
-                jpath + ("output",),
+                (*jpath, "output"),
             )
         kind = component_kind(comp)
-        method = comp.get("method")
-        job_method = raw.get("method")
-        if job_method is not None:
-            if kind != "op":
-                self.error(
-                    "method-on-loader",
-                    f"job '{jid}' gives a method, but component '{comp_id}' is a"
-                    f" {'loader' if kind == 'load' else 'model-trainer'}",
-                    jpath + ("method",),
-                )
-            elif method is not None and method != job_method:
-                self.error(
-                    "method-conflict",
-                    f"job '{jid}' asks for method '{job_method}', but component '{comp_id}'"
-                    f" is a '{method}' operation",
-                    jpath + ("method",),
-                )
-            else:
-                method = job_method
+        method = self._method(jpath, raw, jid, comp_id, comp, kind)
         if kind == "op" and method is None:
-            self.error(
-                "missing-method",
-                f"component '{comp_id}' is an operations component: job '{jid}' must give a"
-                " 'method' (concat, select, filter or map)",
-                jpath,
-            )
-            return None
-        if not isinstance(method, (str, type(None))):
             return None
         fields_schema = allowed_fields(comp, method)
-        # component fields (component scope)
         comp_fields: dict[str, Any] = {
             k: v for k, v in comp.items() if k not in META_KEYS and k not in ("provider", "method")
         }
+        origin: dict[str, Path_] = {k: (*cpath, k) for k in comp_fields}
         if kind == "train":
-            self._flatten_lora(comp_fields, cpath)
-        comp_inputs = self._input_names(comp_fields, cpath)
-        job_input = raw.get("input")
+            self._flatten_lora(comp_fields, cpath, cpath)
+        comp_inputs = input_names(comp_fields, cpath)
+        job_input = self._job_input(jpath, raw)
+        job_ctx = Context(scope, in_component=False)
         bindings: dict[str, ir.Value] = {}
         overrides: dict[str, ir.Value] = {}
-        origin: dict[str, Path_] = {k: cpath + (k,) for k in comp_fields}
-        if isinstance(job_input, str):
-            try:
-                parsed = ex.parse(job_input)
-            except ex.ExprError as err:
-                self.error("expression", str(err), jpath + ("input",))
-                parsed = None
-            if not (isinstance(parsed, ex.Expr) and parsed.source == "input" and parsed.name is None):
-                if parsed is not None:
-                    self.error(
-                        "unsupported",
-                        "a job 'input' is a mapping (or ${input}, which passes the workflow's"
-                        " inputs through)",
-                        jpath + ("input",),
-                    )
-            job_input = None
-        if isinstance(job_input, dict):
+        if job_input is not None:
+            raw_overrides: dict[str, Any] = {}
             for key, value in job_input.items():
-                ipath = jpath + ("input", key)
-                field_schema = fields_schema.get(key)
+                ipath = (*jpath, "input", key)
                 if key in comp_inputs:
-                    hint_type = self._field_type_for_input(comp_fields, key)
-                    bindings[key] = self.value(value, ipath, scope, "job", hint_type, key)
-                elif field_schema is not None or (kind == "train" and key in LORA_NESTED):
-                    overrides[key] = self.value(
-                        value, ipath, scope, "job", _type_hint(field_schema, key), key
-                    )
+                    consumer = _consumer(comp_fields, key)
+                    bindings[key] = self.binder.value(value, ipath, job_ctx, consumer)
+                elif key in fields_schema:
+                    raw_overrides[key] = value
                     origin[key] = ipath
                 else:
                     known = sorted(set(comp_inputs) | set(fields_schema))
@@ -505,56 +433,38 @@ class Resolver:
                         ipath,
                         key=True,
                     )
+            if kind == "train":
+                self._flatten_lora(raw_overrides, (*jpath, "input"), cpath, origin)
+            for key, value in raw_overrides.items():
+                overrides[key] = self.binder.value(value, origin[key], job_ctx, key)
+        comp_ctx = Context(
+            scope,
+            in_component=True,
+            bindings=bindings,
+            passthrough=job_input is None,
+            owner=comp_id,
+        )
         fields: dict[str, ir.Value] = {}
-        explicit: set[str] = set()
         for key, value in comp_fields.items():
-            if key in overrides:
-                continue
-            fpath = cpath + (key,)
-            fields[key] = self.component_value(
-                value,
-                fpath,
-                scope,
-                bindings,
-                passthrough=not isinstance(job_input, dict),
-                type_hint=_type_hint(fields_schema.get(key), key),
-                comp_id=comp_id,
-                job_id=jid,
-                jpath=jpath,
-            )
-            explicit.add(key)
-        for key, value in overrides.items():
-            fields[key] = value
-            explicit.add(key)
-        if kind == "train":
-            self._check_lora_forms(comp_fields, overrides, jpath)
-        # defaults written out
+            if key not in overrides:
+                fields[key] = self.binder.value(value, (*cpath, key), comp_ctx, key)
+        fields.update(overrides)
+        explicit = set(fields)
         for key, spec in fields_schema.items():
-            if key in fields or key in ("provider", "lora", "distributed"):
+            if key in fields or key in ("provider", "lora", "distributed") or "default" not in spec:
                 continue
-            if "default" in spec:
-                default = spec["default"]
-                if isinstance(default, str) and ex.has_expression(default):
-                    fields[key] = self.component_value(
-                        default, cpath, scope, bindings, not isinstance(job_input, dict),
-                        _type_hint(spec, key), comp_id, jid, jpath,
-                    )
-                else:
-                    fields[key] = ir.Lit(default)
+            default = spec["default"]
+            if isinstance(default, str) and ex.has_expression(default):
+                fields[key] = self.binder.value(default, cpath, comp_ctx, key)
+            else:
+                fields[key] = ir.Lit(default)
         if kind == "train":
-            fields["distributed"] = ir.Lit(self._distributed(comp.get("distributed")))
-            if fields.get("output_dir") is None:
-                fields["output_dir"] = ir.Lit(f"./output/{comp_id}")
-            if ir.lit(fields["task"]) == "classification" and ir.lit(fields["text_column"]) is None:
-                if "text_column" not in explicit:
-                    fields["text_column"] = ir.Lit("text")
+            self._trainer_defaults(fields, explicit, comp, comp_id)
         origin["__component__"] = cpath
         self.origins[(scope.workflow, jid)] = origin
-        if kind == "train":
-            _drop_unchosen(fields, explicit)
         ordered = {k: fields[k] for k in fields_schema if k in fields}
-        for k in fields:
-            ordered.setdefault(k, fields[k])
+        for k, v in fields.items():
+            ordered.setdefault(k, v)
         return ir.Job(
             id=jid,
             component=comp_id,
@@ -566,6 +476,104 @@ class Resolver:
             depends_on=(),
         )
 
+    def _component_of(
+        self, jpath: Path_, raw: dict[str, Any]
+    ) -> tuple[str, int, dict[str, Any]] | None:
+        comp_id = raw.get("component")
+        if comp_id is None:
+            if len(self.components) != 1:
+                if self.components:
+                    self.error(
+                        "missing-component",
+                        "the job does not say which 'component' it runs (there are"
+                        f" {len(self.components)} components)",
+                        jpath,
+                    )
+                return None
+            comp_id = next(iter(self.components))
+        if not isinstance(comp_id, str):
+            return None
+        if comp_id not in self.components:
+            if comp_id not in self.invalid_components:
+                self.error(
+                    "unknown-component",
+                    f"unknown component '{comp_id}'{suggest(comp_id, self.components)}",
+                    (*jpath, "component"),
+                )
+            return None
+        cindex, comp = self.components[comp_id]
+        return comp_id, cindex, comp
+
+    def _method(
+        self,
+        jpath: Path_,
+        raw: dict[str, Any],
+        jid: str,
+        comp_id: str,
+        comp: dict[str, Any],
+        kind: str,
+    ) -> str | None:
+        method = comp.get("method")
+        job_method = raw.get("method")
+        if job_method is not None:
+            if kind != "op":
+                what = "loader" if kind == "load" else "model-trainer"
+                self.error(
+                    "method-on-loader",
+                    f"job '{jid}' gives a method, but component '{comp_id}' is a {what}",
+                    (*jpath, "method"),
+                )
+            elif method is not None and method != job_method:
+                self.error(
+                    "method-conflict",
+                    f"job '{jid}' asks for method '{job_method}', but component '{comp_id}'"
+                    f" is a '{method}' operation",
+                    (*jpath, "method"),
+                )
+            else:
+                method = job_method
+        if kind == "op" and method is None:
+            self.error(
+                "missing-method",
+                f"component '{comp_id}' is an operations component: job '{jid}' must give a"
+                " 'method' (concat, select, filter or map)",
+                jpath,
+            )
+        return method if isinstance(method, str) else None
+
+    def _job_input(self, jpath: Path_, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """The job's input mapping; None when it passes the workflow's inputs through."""
+        job_input = raw.get("input")
+        if isinstance(job_input, dict):
+            return job_input
+        if isinstance(job_input, str):
+            try:
+                parsed = ex.parse(job_input)
+            except ex.ExprError as err:
+                self.error("expression", str(err), (*jpath, "input"))
+                return None
+            if not (
+                isinstance(parsed, ex.Expr) and parsed.source == "input" and parsed.name is None
+            ):
+                self.error(
+                    "unsupported",
+                    "a job 'input' is a mapping (or ${input}, which passes the workflow's"
+                    " inputs through)",
+                    (*jpath, "input"),
+                )
+        return None
+
+    def _trainer_defaults(
+        self, fields: dict[str, ir.Value], explicit: set[str], comp: dict[str, Any], comp_id: str
+    ) -> None:
+        fields["distributed"] = ir.Lit(self._distributed(comp.get("distributed")))
+        if "output_dir" not in fields:
+            fields["output_dir"] = ir.Lit(f"./output/{comp_id}")
+        classification = ir.lit(fields["task"]) == "classification"
+        if classification and "text_column" not in explicit:
+            fields["text_column"] = ir.Lit("text")
+        _drop_unchosen(fields, explicit)
+
     def _distributed(self, raw: Any) -> dict[str, Any]:
         spec = sch.trainer_fields()["distributed"]["properties"]
         out = {k: v.get("default") for k, v in spec.items()}
@@ -575,7 +583,14 @@ class Resolver:
             out["zero_stage"] = 2
         return out
 
-    def _flatten_lora(self, fields: dict[str, Any], cpath: Path_) -> None:
+    def _flatten_lora(
+        self,
+        fields: dict[str, Any],
+        path: Path_,
+        cpath: Path_,
+        origin: dict[str, Path_] | None = None,
+    ) -> None:
+        """``lora: {rank, ...}`` becomes ``lora_r`` and the rest, positions kept."""
         nested = fields.pop("lora", None)
         if not isinstance(nested, dict):
             return
@@ -587,254 +602,37 @@ class Resolver:
                 self.error(
                     "both-forms",
                     f"'lora.{key}' and '{flat}' are both given; use one",
-                    cpath + ("lora", key),
+                    (*path, "lora", key),
                     key=True,
                 )
                 continue
             fields[flat] = value
-            self.doc.rename(cpath + ("lora", key), cpath + (flat,))
-
-    def _check_lora_forms(
-        self, comp_fields: dict[str, Any], overrides: dict[str, ir.Value], jpath: Path_
-    ) -> None:
-        for key in list(overrides):
-            if key in LORA_NESTED:
-                overrides[LORA_NESTED[key]] = overrides.pop(key)
-
-    def _input_names(self, value: Any, path: Path_) -> set[str]:
-        names: set[str] = set()
-        for text, _p in _strings(value, path):
-            try:
-                parsed = ex.parse(text)
-            except ex.ExprError:
-                continue
-            for e in _exprs(parsed):
-                if e.source == "input" and e.name:
-                    names.add(e.name)
-        return names
-
-    def _field_type_for_input(self, comp_fields: dict[str, Any], name: str) -> str | None:
-        for key, value in comp_fields.items():
-            if isinstance(value, str) and f"input.{name}" in value.replace(" ", ""):
-                return key
-        return None
-
-    # -- values ------------------------------------------------------------------
-
-    def value(
-        self,
-        raw: Any,
-        path: Path_,
-        scope: _Scope,
-        where: str,
-        type_hint: str | None,
-        field_name: str | None,
-        bindings: dict[str, ir.Value] | None = None,
-        passthrough: bool = True,
-        owner: str = "",
-    ) -> ir.Value:
-        """Turn raw config data into a Value, in job (workflow) or component scope."""
-        if isinstance(raw, str):
-            return self._string(raw, path, scope, where, type_hint, field_name, bindings, passthrough, owner)
-        if isinstance(raw, list):
-            items = [
-                self.value(v, path + (i,), scope, where, type_hint, field_name, bindings, passthrough, owner)
-                for i, v in enumerate(raw)
-            ]
-            if all(isinstance(v, ir.Lit) for v in items):
-                return ir.Lit([v.value for v in items if isinstance(v, ir.Lit)])
-            return ir.Seq(tuple(items))
-        if isinstance(raw, dict):
-            for text, spath in _strings(raw, path):
-                if ex.has_expression(text):
-                    self.error(
-                        "unsupported",
-                        "expressions inside a mapping are not supported; give the whole mapping"
-                        " as one ${input.NAME as object}",
-                        spath,
-                    )
-            return ir.Lit(raw)
-        return ir.Lit(raw)
-
-    def _string(
-        self,
-        raw: str,
-        path: Path_,
-        scope: _Scope,
-        where: str,
-        type_hint: str | None,
-        field_name: str | None,
-        bindings: dict[str, ir.Value] | None,
-        passthrough: bool,
-        owner: str,
-    ) -> ir.Value:
-        try:
-            parsed = ex.parse(raw)
-        except ex.ExprError as err:
-            self.error("expression", str(err), path)
-            return ir.Lit(raw)
-        if isinstance(parsed, str):
-            return ir.Lit(parsed)
-        if isinstance(parsed, ex.Expr):
-            return self._expr(parsed, path, scope, where, type_hint, field_name, bindings, passthrough, owner)
-        parts: list[str | ir.InputRef | ir.EnvRef | ir.JobRef] = []
-        for part in parsed.parts:
-            if isinstance(part, str):
-                parts.append(part)
-                continue
-            value = self._expr(part, path, scope, where, "string", field_name, bindings, passthrough, owner)
-            if isinstance(value, ir.Lit):
-                parts.append(str(value.value))
-            elif isinstance(value, ir.JobRef):
-                self.error(
-                    "type",
-                    f"{part.text} is a dataset and cannot be part of a text",
-                    path,
-                )
-            elif isinstance(value, (ir.InputRef, ir.EnvRef)):
-                parts.append(value)
-            elif isinstance(value, ir.Interp):
-                parts.extend(value.parts)
-        if all(isinstance(p, str) for p in parts):
-            return ir.Lit("".join(p for p in parts if isinstance(p, str)))
-        return ir.Interp(tuple(parts))
-
-    def _expr(
-        self,
-        e: ex.Expr,
-        path: Path_,
-        scope: _Scope,
-        where: str,
-        type_hint: str | None,
-        field_name: str | None,
-        bindings: dict[str, ir.Value] | None,
-        passthrough: bool,
-        owner: str,
-    ) -> ir.Value:
-        if e.source == "env":
-            assert e.name is not None
-            if e.type not in (None, "string", "text"):
-                self.error("type", f"{e.text}: environment values are text", path)
-            scope.env.setdefault(e.name, ir.EnvRef(e.name, e.default))
-            return ir.EnvRef(e.name, e.default)
-        if e.source == "output":
-            self.error(
-                "unsupported",
-                f"{e.text} can only stand as a job's output",
-                path,
-            )
-            return ir.Lit(None)
-        if e.source == "jobs":
-            if where == "component":
-                self.error(
-                    "unsupported",
-                    f"{e.text}: a component cannot refer to a job; pass it in the job's input",
-                    path,
-                )
-                return ir.Lit(None)
-            if e.path:
-                self.error(
-                    "unsupported",
-                    f"{e.text}: a job's output is a whole dataset; a path into it is not supported",
-                    path,
-                )
-            if field_name not in DATASET_FIELDS:
-                self.error(
-                    "type",
-                    f"{e.text} is a dataset, but '{field_name}' does not take a dataset",
-                    path,
-                )
-            assert e.name is not None
-            return ir.JobRef(e.name)
-        # input
-        if e.name is None:
-            self.error("unsupported", f"{e.text}: name the input, as ${{input.NAME}}", path)
-            return ir.Lit(None)
-        if e.path:
-            self.error(
-                "unsupported",
-                f"{e.text}: a path into an input is not supported; use ${{input.{e.name}}}",
-                path,
-            )
-        if where == "component" and bindings is not None and e.name in bindings:
-            bound = bindings[e.name]
-            if isinstance(bound, ir.InputRef) and e.default is not None:
-                known = scope.inputs.get(bound.name)
-                if known is not None and not known.has_default:
-                    known.default = self._default(e, type_hint, path)
-                    known.has_default = True
-            return bound
-        if where == "component" and not passthrough:
-            if e.default is not None:
-                return ir.Lit(self._default(e, type_hint, path))
-            self.error(
-                "missing-input",
-                f"component '{owner}' uses {e.text}, but the job's input gives no '{e.name}'"
-                " and it has no default",
-                path,
-            )
-            return ir.Lit(None)
-        return self._workflow_input(e, path, scope, type_hint, field_name)
-
-    def _default(self, e: ex.Expr, type_hint: str | None, path: Path_) -> Any:
-        assert e.default is not None
-        try:
-            return ex.convert(e.default, e.type or _convert_type(type_hint))
-        except ex.ExprError as err:
-            self.error("expression", f"{e.text}: {err}", path)
-            return None
-
-    def _workflow_input(
-        self, e: ex.Expr, path: Path_, scope: _Scope, type_hint: str | None, field_name: str | None
-    ) -> ir.Value:
-        assert e.name is not None
-        type_ = e.type or ("dataset" if field_name in DATASET_FIELDS else type_hint) or "string"
-        if type_ == "text":
-            type_ = "string"
-        default = self._default(e, type_hint, path) if e.default is not None else None
-        known = scope.inputs.get(e.name)
-        if known is None:
-            scope.inputs[e.name] = _Input(
-                e.name, type_, default, e.default is not None, path, _help(field_name, type_)
-            )
-        else:
-            if known.type != type_ and "dataset" not in (known.type, type_):
-                self.error(
-                    "input-type",
-                    f"input '{e.name}' is used as {type_} here but as {known.type} at line"
-                    f" {self.doc.pos(known.path).line if self.doc.pos(known.path) else '?'}",
-                    path,
-                )
-            if e.default is not None and not known.has_default:
-                known.default = default
-                known.has_default = True
-        return ir.InputRef(e.name)
-
-    def component_value(
-        self,
-        raw: Any,
-        path: Path_,
-        scope: _Scope,
-        bindings: dict[str, ir.Value],
-        passthrough: bool,
-        type_hint: str | None,
-        comp_id: str,
-        job_id: str,
-        jpath: Path_,
-    ) -> ir.Value:
-        return self.value(
-            raw, path, scope, "component", type_hint, _field_of(path), bindings, passthrough, comp_id
-        )
+            if origin is not None:
+                origin[flat] = (*path, "lora", key)
+            else:
+                self.doc.rename((*path, "lora", key), (*cpath, flat))
+                self.nested_names[(*cpath, flat)] = f"lora.{key}"
 
 
 SFT_FIELDS = (
-    "packing", "prompt_column", "response_column", "system_column", "messages_column",
+    "packing",
+    "prompt_column",
+    "response_column",
+    "system_column",
+    "messages_column",
     "train_on_prompt",
 )
 CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")
 LORA_FIELDS = (
-    "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_bias", "use_dora",
-    "use_rslora", "lora_modules_to_save", "merge_adapter",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "lora_bias",
+    "use_dora",
+    "use_rslora",
+    "lora_modules_to_save",
+    "merge_adapter",
 )
 BNB4_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant")
 
@@ -854,61 +652,17 @@ def _drop_unchosen(fields: dict[str, ir.Value], explicit: set[str]) -> None:
             fields.pop(key, None)
 
 
-def _field_of(path: Path_) -> str | None:
-    for part in reversed(path):
-        if isinstance(part, str):
-            return part
+def _number(path: Path_) -> int:
+    """The 1-based number of the list item at the end of ``path``."""
+    return path[-1] + 1 if isinstance(path[-1], int) else 1
+
+
+def _consumer(comp_fields: dict[str, Any], name: str) -> str | None:
+    """The component field that reads ``${input.NAME}``."""
+    for key, value in comp_fields.items():
+        if name in input_names(value, ()):
+            return key
     return None
-
-
-def _help(field_name: str | None, type_: str) -> str:
-    if type_ == "dataset":
-        return "a dataset: a .json/.jsonl/.csv/.parquet/.txt file, a save_to_disk folder, a local dataset folder or a hub id"
-    if field_name:
-        return f"sets {field_name}"
-    return ""
-
-
-def _convert_type(hint: str | None) -> str | None:
-    return {"integer": "integer", "number": "number", "boolean": "boolean"}.get(hint or "")
-
-
-def _type_hint(field_schema: dict[str, Any] | None, key: str) -> str | None:
-    if key in LORA_NESTED:
-        field_schema = sch.trainer_fields().get(LORA_NESTED[key])
-    if not field_schema:
-        return None
-    types = sch.field_types(field_schema) - {"null"}
-    for t in ("integer", "number", "boolean"):
-        if types == {t}:
-            return t
-    if types == {"integer", "number"}:
-        return "number"
-    if types == {"string"}:
-        return "string"
-    if "array" in types:
-        return "list"
-    if "object" in types and key == "condition":
-        return "object"
-    return None
-
-
-def _strings(value: Any, path: Path_) -> list[tuple[str, Path_]]:
-    if isinstance(value, str):
-        return [(value, path)]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _strings(v, path + (i,))]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, path + (k,))]
-    return []
-
-
-def _exprs(parsed: ex.Parsed) -> list[ex.Expr]:
-    if isinstance(parsed, ex.Expr):
-        return [parsed]
-    if isinstance(parsed, ex.Interpolation):
-        return [p for p in parsed.parts if isinstance(p, ex.Expr)]
-    return []
 
 
 def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
@@ -920,7 +674,3 @@ def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
             seen.add(node)
             todo.extend(edges.get(node, []))
     return seen
-
-
-def config_sha256(doc_text: bytes) -> str:
-    return hashlib.sha256(doc_text).hexdigest()

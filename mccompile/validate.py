@@ -18,8 +18,16 @@ _SINGULAR = (("component", "components"), ("workflow", "workflows"))
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
     written = list(choices)
-    close = [c for c in written if c.startswith(word)] if len(word) >= 3 else []
-    close = close or difflib.get_close_matches(word, sorted(written), n=1, cutoff=0.6)
+
+    def squash(text: str) -> str:
+        return text.lower().replace("_", "").replace("-", "")
+
+    target = squash(word)
+    close = [c for c in written if squash(c) == target]
+    if not close and len(target) >= 3:
+        close = [c for c in written if squash(c).startswith(target)]
+    if not close:
+        close = difflib.get_close_matches(word, sorted(written), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -134,7 +142,7 @@ def _expected(sub: dict[str, Any]) -> list[str]:
         return [f"'{sub['const']}'"]
     t = sub.get("type")
     if isinstance(t, list):
-        return [_TYPE_WORDS.get(x, x) for x in t]
+        return [_TYPE_WORDS.get(str(x), str(x)) for x in t]
     if isinstance(t, str):
         word = _TYPE_WORDS.get(t, t)
         if t == "array" and isinstance(sub.get("items"), dict) and "type" in sub["items"]:
@@ -146,13 +154,15 @@ def _expected(sub: dict[str, Any]) -> list[str]:
     return out
 
 
-def _allowed_keys(data: Any, path: Path_, instance: dict[str, Any]) -> set[str]:
+def _allowed_keys(data: Any, path: Path_, instance: dict[str, Any]) -> set[str] | None:
     """Keys a mapping at ``path`` may hold (for unknown-key suggestions)."""
     if len(path) == 2 and path[0] == "components":
         if instance.get("type") == "datasets":
             keys = set(sch.common_fields())
             provider = instance.get("provider")
             method = instance.get("method")
+            if provider not in (None, *sch.providers()) or method not in (None, *sch.methods()):
+                return None  # the bad provider or method is the error to report
             if isinstance(provider, str):
                 keys |= set(sch.loader_fields(provider))
             if isinstance(method, str):
@@ -187,9 +197,7 @@ class _Reporter:
             return ""
         if instance.get("type") == "datasets":
             if key in sch.trainer_fields():
-                return " ('{}' is a model-trainer key; this component is type: datasets)".format(
-                    key
-                )
+                return f" ('{key}' is a model-trainer key; this component is type: datasets)"
             for provider in sch.providers():
                 if key in sch.loader_fields(provider):
                     return f" ('{key}' belongs to a provider: {provider} loader)"
@@ -221,6 +229,8 @@ def _report(rep: _Reporter, error: Any) -> None:
     doc = rep.doc
     data = doc.data
     path: Path_ = tuple(error.absolute_path)
+    if doc.was_reported(path):
+        return
     kind = error.validator
     instance = error.instance
     ctx = where(data, path)
@@ -229,17 +239,24 @@ def _report(rep: _Reporter, error: Any) -> None:
     if kind in ("additionalProperties", "unevaluatedProperties"):
         allowed = set(error.schema.get("properties", {}))
         if kind == "unevaluatedProperties" or not allowed:
-            allowed |= _allowed_keys(data, path, instance)
+            extra = _allowed_keys(data, path, instance)
+            if extra is None:
+                return
+            allowed |= extra
         rep.unknown_keys(path, instance, allowed)
         return
     if kind == "required":
         missing = [k for k in error.validator_value if k not in instance]
         for key in missing:
-            rep.diags.error(
-                "missing-key", f"missing required key '{key}'{ctx}", path, pos
-            )
+            rep.diags.error("missing-key", f"missing required key '{key}'{ctx}", path, pos)
         return
-    if kind == "enum" and path and path[-1] == "type" and len(path) == 3 and path[0] == "components":
+    if (
+        kind == "enum"
+        and path
+        and path[-1] == "type"
+        and len(path) == 3
+        and path[0] == "components"
+    ):
         rep.diags.error(
             "unsupported",
             f"component type '{instance}' is not supported by mccompile"
@@ -259,42 +276,14 @@ def _report(rep: _Reporter, error: Any) -> None:
     if kind == "not":
         rep.diags.error(
             "provider-and-method",
-            f"a datasets component has 'provider' (a loader) or 'method' (an operation), not both{ctx}",
-            path,
-            pos,
+            f"component{ctx.replace(' in component', '')} has both 'provider' (a loader) and"
+            " 'method' (an operation); a datasets component is one or the other",
+            (*path, "method"),
+            doc.kpos((*path, "method")),
         )
         return
     if kind in ("anyOf", "oneOf"):
-        sub = [c for c in error.context if c.relative_path]
-        if sub and kind == "oneOf":
-            deepest = max(sub, key=lambda c: len(c.absolute_path))
-            _report(rep, deepest)
-            return
-        if isinstance(instance, str) and "${" in instance:
-            return  # malformed expressions are reported by the resolver, with the reason
-        enum_errors = [c for c in error.context if c.validator == "enum"]
-        if enum_errors and isinstance(instance, str):
-            _report(rep, enum_errors[0])
-            return
-        alternatives: list[str] = []
-        for alt in error.validator_value:
-            for word in _expected(alt):
-                if word not in alternatives:
-                    alternatives.append(word)
-        bound = [c for c in error.context if c.validator in _BOUNDS and not c.relative_path]
-        if bound:
-            _report(rep, bound[0])
-            return
-        hint = ""
-        if "true or false" in alternatives and str(instance).lower() in _YAML11_BOOLS:
-            hint = " (YAML 1.2 booleans are true and false only)"
-        rep.diags.error(
-            "type",
-            f"{name}{ctx} must be {', '.join(alternatives[:-1])}{' or ' if len(alternatives) > 1 else ''}"
-            f"{alternatives[-1]}, got {_describe(instance)}{hint}",
-            path,
-            pos,
-        )
+        _report_alternatives(rep, error, path, name, ctx, pos)
         return
     if kind == "enum":
         choices = [str(v) for v in error.validator_value if v is not None]
@@ -308,14 +297,22 @@ def _report(rep: _Reporter, error: Any) -> None:
         return
     if kind == "const":
         rep.diags.error(
-            "enum", f"{name}{ctx} must be '{error.validator_value}', got {_describe(instance)}", path, pos
+            "enum",
+            f"{name}{ctx} must be '{error.validator_value}', got {_describe(instance)}",
+            path,
+            pos,
         )
         return
     if kind == "type":
         expected = error.validator_value
-        words = [_TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
+        words = [
+            _TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)
+        ]
         rep.diags.error(
-            "type", f"{name}{ctx} must be {' or '.join(words)}, got {_describe(instance)}", path, pos
+            "type",
+            f"{name}{ctx} must be {' or '.join(words)}, got {_describe(instance)}",
+            path,
+            pos,
         )
         return
     if kind in _BOUNDS:
@@ -327,7 +324,9 @@ def _report(rep: _Reporter, error: Any) -> None:
         )
         return
     if kind == "minItems":
-        rep.diags.error("empty", f"{name}{ctx} must not be empty", path, pos)
+        need = error.validator_value
+        what = "must not be empty" if need == 1 else f"needs at least {need} items"
+        rep.diags.error("empty", f"{name}{ctx} {what}", path, pos)
         return
     if kind == "uniqueItems":
         rep.diags.error("duplicate", f"{name}{ctx} lists an item twice", path, pos)
@@ -335,8 +334,8 @@ def _report(rep: _Reporter, error: Any) -> None:
     if kind == "pattern":
         rep.diags.error(
             "bad-id",
-            f"{name}{ctx} '{instance}' must start with a letter or '_' and hold only"
-            " letters, digits, '_' and '-'",
+            f"id '{instance}' must start with a letter or '_' and hold only letters, digits,"
+            " '_' and '-'",
             path,
             pos,
         )
@@ -345,6 +344,58 @@ def _report(rep: _Reporter, error: Any) -> None:
 
 
 _YAML11_BOOLS = ("yes", "no", "on", "off", "y", "n")
+
+
+def _branch(error: Any) -> int:
+    return int(error.relative_schema_path[0]) if error.relative_schema_path else -1
+
+
+def _report_alternatives(
+    rep: _Reporter, error: Any, path: Path_, name: str, ctx: str, pos: Any
+) -> None:
+    """anyOf / oneOf: report inside the alternative the value was meant for."""
+    instance = error.instance
+    if isinstance(instance, str) and "${" in instance:
+        return  # a malformed expression: the resolver reports it, with the reason
+    branches: dict[int, list[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(_branch(sub), []).append(sub)
+    alternatives = error.validator_value
+
+    def mismatch(subs: list[Any]) -> bool:
+        # the value is not of this alternative's kind at all
+        return any(
+            not s.relative_path
+            and (s.validator in ("type", "required", "$ref") or (s.validator in ("enum", "const")))
+            for s in subs
+        )
+
+    meant = [
+        i
+        for i, subs in sorted(branches.items())
+        if not mismatch(subs) and alternatives[i] != {"$ref": "#/$defs/expression"}
+    ]
+    if meant:
+        for sub in branches[meant[0]]:
+            _report(rep, sub)
+        return
+    words: list[str] = []
+    choices: list[str] = []
+    for alt in alternatives:
+        for word in _expected(alt):
+            if word not in words:
+                words.append(word)
+        choices += [str(v) for v in alt.get("enum", []) if v is not None]
+        if isinstance(alt.get("const"), str):
+            choices.append(alt["const"])
+    hint = suggest(instance, choices) if isinstance(instance, str) and choices else ""
+    if not hint and "true or false" in words and str(instance).lower() in _YAML11_BOOLS:
+        hint = " (YAML 1.2 booleans are true and false only)"
+    listed = ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
+    rep.diags.error(
+        "type", f"{name}{ctx} must be {listed}, got {_describe(instance)}{hint}", path, pos
+    )
+
 
 _BOUNDS = {
     "minimum": ">=",

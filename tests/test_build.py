@@ -17,7 +17,11 @@ CONFIG = ROOT / "tests" / "guide" / "guide_9_8_1_1.yaml"
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _build_in_process(out: Path, *extra: str) -> int:
@@ -64,7 +68,9 @@ def test_no_absolute_paths_or_timestamps(tmp_path: Path) -> None:
         assert str(ROOT) not in text, path
 
 
-def test_check_reports_drift_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_drift_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert _build_in_process(out, "--check") == 1
     assert not out.exists()
@@ -115,14 +121,17 @@ def test_accelerate_reads_every_launch_config(tmp_path: Path) -> None:
     pytest.importorskip("accelerate")
     from accelerate.commands.config.config_args import load_config_from_file
 
-    configs = [ROOT / "golden" / case / "config.yaml" for case in sorted(os.listdir(ROOT / "golden"))]
+    configs = sorted((ROOT / "golden").glob("*/config.yaml"))
     for config in configs:
         out = tmp_path / config.parent.name
         assert main(["build", str(config), "-o", str(out)]) == 0
         for launch in out.glob("*/accelerate_config.yaml"):
             loaded = load_config_from_file(str(launch))
             expected = "MULTI_GPU" if "ddp" in config.parent.name else "NO"
-            assert str(loaded.distributed_type).endswith(expected), (launch, loaded.distributed_type)
+            assert str(loaded.distributed_type).endswith(expected), (
+                launch,
+                loaded.distributed_type,
+            )
             assert str(loaded.mixed_precision) in ("no", "fp16", "bf16")
 
 

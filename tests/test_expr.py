@@ -63,7 +63,9 @@ def test_default_may_hold_braces() -> None:
     ],
 )
 def test_malformed_expressions(text: str, message: str) -> None:
-    with pytest.raises(ExprError, match=message.replace("$", r"\$").replace("{", r"\{").replace("}", r"\}")):
+    with pytest.raises(
+        ExprError, match=message.replace("$", r"\$").replace("{", r"\{").replace("}", r"\}")
+    ):
         parse(text)
 
 
@@ -85,7 +87,10 @@ def test_convert_defaults(text: str, type_: str | None, value: object) -> None:
     assert convert(text, type_) == value
 
 
-@pytest.mark.parametrize(("text", "type_"), [("abc", "integer"), ("x", "number"), ("yes", "boolean"), ("{", "json"), ("1", "list")])
+@pytest.mark.parametrize(
+    ("text", "type_"),
+    [("abc", "integer"), ("x", "number"), ("yes", "boolean"), ("{", "json"), ("1", "list")],
+)
 def test_convert_refuses_bad_defaults(text: str, type_: str) -> None:
     with pytest.raises(ExprError):
         convert(text, type_)

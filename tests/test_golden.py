@@ -85,7 +85,17 @@ def test_ruff_finds_nothing_in_golden_programs() -> None:
     ruff = Path(sys.executable).with_name("ruff")
     command = [str(ruff)] if ruff.exists() else [sys.executable, "-m", "ruff"]
     result = subprocess.run(
-        [*command, "check", "--no-cache", "--isolated", "--select", "E,F,W,B,UP,SIM", "--ignore", "E501", *programs],
+        [
+            *command,
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--select",
+            "E,F,W,B,UP,SIM",
+            "--ignore",
+            "E501",
+            *programs,
+        ],
         capture_output=True,
         text=True,
         check=False,

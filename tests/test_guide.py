@@ -81,9 +81,10 @@ def test_the_compiler_never_imports_the_training_stack(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, mccompile.cli as c; code = c.main(['build', sys.argv[1], '-o', sys.argv[2]]);"
-            " heavy = [m for m in ('torch', 'transformers', 'trl', 'datasets', 'peft', 'accelerate')"
-            " if m in sys.modules]; print(code, heavy)",
+            "import sys, mccompile.cli as c;"
+            " code = c.main(['build', sys.argv[1], '-o', sys.argv[2]]);"
+            " stack = ('torch', 'transformers', 'trl', 'datasets', 'peft', 'accelerate');"
+            " print(code, [m for m in stack if m in sys.modules])",
             str(config),
             str(tmp_path / "out"),
         ],

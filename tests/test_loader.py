@@ -69,7 +69,7 @@ def test_merge_keys_and_aliases() -> None:
     ],
 )
 def test_bad_documents(text: str, message: str) -> None:
-    doc, errors = _load(text)
+    _, errors = _load(text)
     assert any(message in e for e in errors), errors
 
 

@@ -24,7 +24,9 @@ def build(tmp_path: Path, config: str, name: str = "config.yaml") -> Path:
     return out
 
 
-def run(program: Path, *args: str, cwd: Path, timeout: int = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    program: Path, *args: str, cwd: Path, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",

@@ -23,7 +23,17 @@ def _train(tmp_path: Path, model: Path, dataset: Path, *extra: str, **fields: ob
     output_dir = tmp_path / "run"
     config = "components:\n" + trainer_yaml(model, output_dir, **fields)
     out = build(tmp_path, config)
-    result = ok(run(out / "trainer" / "train.py", "--dataset", str(dataset), "--max-steps", "3", *extra, cwd=tmp_path))
+    result = ok(
+        run(
+            out / "trainer" / "train.py",
+            "--dataset",
+            str(dataset),
+            "--max-steps",
+            "3",
+            *extra,
+            cwd=tmp_path,
+        )
+    )
     assert "Traceback" not in result.stderr
     return output_dir
 
@@ -39,7 +49,9 @@ def _assert_adapter(output_dir: Path) -> None:
 
 def test_text_column_on_c4(tmp_path: Path, tiny_model: Path) -> None:
     data = tmp_path / "c4.jsonl"
-    data.write_text("".join((SHARED_DATA / "c4_demo.jsonl").read_text().splitlines(keepends=True)[:40]))
+    data.write_text(
+        "".join((SHARED_DATA / "c4_demo.jsonl").read_text().splitlines(keepends=True)[:40])
+    )
     out = _train(tmp_path, tiny_model, data, text_column="text", peft_adapter="lora")
     _assert_adapter(out)
 
@@ -53,7 +65,8 @@ def test_text_with_packing(tmp_path: Path, tiny_model: Path) -> None:
 
 def test_prompt_response_columns_with_system(tmp_path: Path, tiny_model: Path) -> None:
     rows = [
-        {"sys": "Be brief.", "question": f"What is {i} + 1?", "answer": f"{i + 1}."} for i in range(24)
+        {"sys": "Be brief.", "question": f"What is {i} + 1?", "answer": f"{i + 1}."}
+        for i in range(24)
     ]
     data = _write_jsonl(tmp_path / "qa.jsonl", rows)
     out = _train(
@@ -74,7 +87,9 @@ def test_alpaca_detected_on_english_and_chinese(tmp_path: Path, tiny_model: Path
     data = tmp_path / "alpaca.json"
     data.write_text(json.dumps(rows, ensure_ascii=False))
     output_dir = tmp_path / "run"
-    out = build(tmp_path, "components:\n" + trainer_yaml(tiny_model, output_dir, peft_adapter="lora"))
+    out = build(
+        tmp_path, "components:\n" + trainer_yaml(tiny_model, output_dir, peft_adapter="lora")
+    )
     dry = ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--dry-run", cwd=tmp_path))
     assert "format: alpaca" in dry.stdout
     assert "[[" in dry.stdout  # the response carries the loss
@@ -82,10 +97,18 @@ def test_alpaca_detected_on_english_and_chinese(tmp_path: Path, tiny_model: Path
     _assert_adapter(output_dir)
 
 
-def test_chat_messages_with_chat_template_and_no_pad_token(tmp_path: Path, tiny_chat_model: Path) -> None:
+def test_chat_messages_with_chat_template_and_no_pad_token(
+    tmp_path: Path, tiny_chat_model: Path
+) -> None:
     data = SHARED_DATA / "chat_messages.jsonl"
     output_dir = tmp_path / "run"
-    out = build(tmp_path, "components:\n" + trainer_yaml(tiny_chat_model, output_dir, peft_adapter="lora", per_device_train_batch_size=2))
+    out = build(
+        tmp_path,
+        "components:\n"
+        + trainer_yaml(
+            tiny_chat_model, output_dir, peft_adapter="lora", per_device_train_batch_size=2
+        ),
+    )
     dry = ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--dry-run", cwd=tmp_path))
     assert "format: chat" in dry.stdout
     assert "using its chat template" in dry.stdout
@@ -130,7 +153,9 @@ def test_resumed_run_ends_with_the_same_losses(tmp_path: Path, tiny_model: Path)
     first = tmp_path / "first"
     first.mkdir()
     output_a = first / "run"
-    config = "components:\n" + trainer_yaml(tiny_model, output_a, text_column="text", peft_adapter="lora", save_steps=3)
+    config = "components:\n" + trainer_yaml(
+        tiny_model, output_a, text_column="text", peft_adapter="lora", save_steps=3
+    )
     out = build(first, config)
     ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "6", cwd=first))
     full = losses(output_a)
@@ -140,8 +165,22 @@ def test_resumed_run_ends_with_the_same_losses(tmp_path: Path, tiny_model: Path)
     output_b = second / "run"
     output_b.mkdir(parents=True)
     shutil.copytree(output_a / "checkpoint-3", output_b / "checkpoint-3")
-    out_b = build(second, "components:\n" + trainer_yaml(tiny_model, output_b, text_column="text", peft_adapter="lora", save_steps=3))
-    ok(run(out_b / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "6", "--resume", cwd=second))
+    out_b = build(
+        second,
+        "components:\n"
+        + trainer_yaml(tiny_model, output_b, text_column="text", peft_adapter="lora", save_steps=3),
+    )
+    ok(
+        run(
+            out_b / "trainer" / "train.py",
+            "--dataset",
+            str(data),
+            "--max-steps",
+            "6",
+            "--resume",
+            cwd=second,
+        )
+    )
     resumed = losses(output_b)
     for step in (4, 5, 6):
         assert resumed[step] == pytest.approx(full[step], rel=1e-5), (step, resumed, full)
@@ -153,14 +192,20 @@ def test_dry_run_loads_no_weights(tmp_path: Path, tiny_model: Path) -> None:
     (model / "model.safetensors").unlink()
     rows = [{"text": "hello world"}] * 4
     data = _write_jsonl(tmp_path / "t.jsonl", rows)
-    out = build(tmp_path, "components:\n" + trainer_yaml(model, tmp_path / "run", text_column="text"))
-    result = ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--dry-run", cwd=tmp_path))
+    out = build(
+        tmp_path, "components:\n" + trainer_yaml(model, tmp_path / "run", text_column="text")
+    )
+    result = ok(
+        run(out / "trainer" / "train.py", "--dataset", str(data), "--dry-run", cwd=tmp_path)
+    )
     assert "no weights were loaded" in result.stdout
 
 
 def test_missing_column_stops_before_weights(tmp_path: Path, tiny_model: Path) -> None:
     data = _write_jsonl(tmp_path / "t.jsonl", [{"body": "x"}] * 3)
-    out = build(tmp_path, "components:\n" + trainer_yaml(tiny_model, tmp_path / "run", text_column="text"))
+    out = build(
+        tmp_path, "components:\n" + trainer_yaml(tiny_model, tmp_path / "run", text_column="text")
+    )
     result = run(out / "trainer" / "train.py", "--dataset", str(data), cwd=tmp_path)
     assert result.returncode == 2
     assert "no column 'text'" in result.stderr
@@ -182,7 +227,11 @@ def test_existing_checkpoints_are_not_overwritten(tmp_path: Path, tiny_model: Pa
     output_dir = tmp_path / "run"
     (output_dir / "checkpoint-7").mkdir(parents=True)
     (output_dir / "checkpoint-7" / "trainer_state.json").write_text("{}")
-    out = build(tmp_path, "components:\n" + trainer_yaml(tiny_model, output_dir, text_column="text"))
-    result = run(out / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "1", cwd=tmp_path)
+    out = build(
+        tmp_path, "components:\n" + trainer_yaml(tiny_model, output_dir, text_column="text")
+    )
+    result = run(
+        out / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "1", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "pass --resume" in result.stderr

@@ -167,6 +167,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--condition",
         dest="condition",
+        type=json.loads,
         required=True,
         metavar="CONDITION",
         help="sets condition",
