@@ -58,8 +58,19 @@ def comment(text: str) -> str:
 def _environment() -> Any:
     import jinja2
 
+    from mccompile.cache import cache_dir
+
+    bytecode = None
+    root = cache_dir()
+    if root is not None:
+        try:
+            (root / "jinja").mkdir(parents=True, exist_ok=True)
+            bytecode = jinja2.FileSystemBytecodeCache(str(root / "jinja"))
+        except OSError:
+            bytecode = None
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        bytecode_cache=bytecode,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -78,12 +89,9 @@ def render_text(template: str, **context: Any) -> str:
 
 
 def render_python(template: str, **context: Any) -> str:
-    import black
-    from black.mode import Mode, TargetVersion
-
     source = render_text(template, **context)
     try:
-        ast.parse(source)
+        tree = ast.parse(source)
     except SyntaxError as exc:
         lines = source.splitlines()
         shown = lines[exc.lineno - 1] if exc.lineno and exc.lineno <= len(lines) else ""
@@ -91,6 +99,53 @@ def render_python(template: str, **context: Any) -> str:
             f"template {template} produced invalid Python at line {exc.lineno}: {exc.msg}\n"
             f"    {shown}"
         ) from None
+    return format_python(source, tree)
+
+
+def _chunks(source: str, tree: ast.Module) -> list[str]:
+    """The source cut before each top-level def, class and ``if``.
+
+    Black formats each of these pieces exactly as it would inside the whole
+    module, so they can be formatted (and cached) one by one and joined with
+    the two blank lines black puts between top-level definitions.
+    """
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for node in tree.body[1:]:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.If)):
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            starts.append(first - 1)
+    bounds = [*starts, len(lines)]
+    return ["".join(lines[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
+def format_python(source: str, tree: ast.Module) -> str:
+    """Black, with pieces already formatted once taken from the cache."""
+    from mccompile.cache import TextCache, key
+
+    cache = TextCache("black")
+    out: list[str] = []
+    for chunk in _chunks(source, tree):
+        name = key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
+        formatted = cache.get(name)
+        if formatted is None:
+            formatted = _black(chunk)
+            cache.put(name, formatted)
+        out.append(formatted)
+    return "\n\n".join(part.rstrip("\n") + "\n" for part in out if part.strip())
+
+
+@cache
+def _black_version() -> str:
+    from importlib.metadata import version
+
+    return version("black")
+
+
+def _black(source: str) -> str:
+    import black
+    from black.mode import Mode, TargetVersion
+
     mode = Mode(target_versions={TargetVersion.PY310}, line_length=BLACK_LINE_LENGTH)
     formatted: str = black.format_str(source, mode=mode)
     return formatted

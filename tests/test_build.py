@@ -143,3 +143,14 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["build", "--help"])
     assert "--check" in capsys.readouterr().out
+
+
+def test_the_cache_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
+    assert _build_in_process(tmp_path / "uncached") == 0
+    monkeypatch.setenv("MCCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
+    assert _build_in_process(tmp_path / "cold") == 0
+    assert _build_in_process(tmp_path / "warm") == 0
+    uncached = _tree(tmp_path / "uncached")
+    assert uncached == _tree(tmp_path / "cold") == _tree(tmp_path / "warm")
+    assert any((tmp_path / "cache" / "black").rglob("*"))

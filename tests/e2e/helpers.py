@@ -9,10 +9,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mccompile.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared(name: str) -> Path:
+    """A file of the project's shared sample data (beside the repository)."""
+    path = SHARED_DATA / name
+    if not path.is_file():
+        pytest.skip(f"the shared sample data is not beside the repository ({path})")
+    return path
 
 
 def build(tmp_path: Path, config: str, name: str = "config.yaml") -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import SHARED_DATA, build, losses, ok, run, summary, trainer_yaml
+from tests.e2e.helpers import build, losses, ok, run, shared, summary, trainer_yaml
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("trl")
@@ -49,9 +49,7 @@ def _assert_adapter(output_dir: Path) -> None:
 
 def test_text_column_on_c4(tmp_path: Path, tiny_model: Path) -> None:
     data = tmp_path / "c4.jsonl"
-    data.write_text(
-        "".join((SHARED_DATA / "c4_demo.jsonl").read_text().splitlines(keepends=True)[:40])
-    )
+    data.write_text("".join((shared("c4_demo.jsonl")).read_text().splitlines(keepends=True)[:40]))
     out = _train(tmp_path, tiny_model, data, text_column="text", peft_adapter="lora")
     _assert_adapter(out)
 
@@ -82,8 +80,8 @@ def test_prompt_response_columns_with_system(tmp_path: Path, tiny_model: Path) -
 
 
 def test_alpaca_detected_on_english_and_chinese(tmp_path: Path, tiny_model: Path) -> None:
-    rows = json.loads((SHARED_DATA / "alpaca_zh_demo.json").read_text())[:24]
-    rows += json.loads((SHARED_DATA / "alpaca_en_demo.json").read_text())[:24]
+    rows = json.loads((shared("alpaca_zh_demo.json")).read_text())[:24]
+    rows += json.loads((shared("alpaca_en_demo.json")).read_text())[:24]
     data = tmp_path / "alpaca.json"
     data.write_text(json.dumps(rows, ensure_ascii=False))
     output_dir = tmp_path / "run"
@@ -100,7 +98,7 @@ def test_alpaca_detected_on_english_and_chinese(tmp_path: Path, tiny_model: Path
 def test_chat_messages_with_chat_template_and_no_pad_token(
     tmp_path: Path, tiny_chat_model: Path
 ) -> None:
-    data = SHARED_DATA / "chat_messages.jsonl"
+    data = shared("chat_messages.jsonl")
     output_dir = tmp_path / "run"
     out = build(
         tmp_path,

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import black
+import pytest
+
+from mccompile import render
+from mccompile.frontend import compile_config
+from mccompile.generate import build_program
+from mccompile.render import RenderError, comment, py
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "tests" / "guide").glob("*.yaml")) + sorted(
+    (ROOT / "golden").glob("*/config.yaml")
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 3, -2.5, 1e-4, 'it\'s "quoted"\n\\ ${x} {{y}}', [1, "a"], (1, 2), {"a": [None]}],
+)
+def test_py_writes_literals_that_read_back(value: object) -> None:
+    assert ast.literal_eval(py(value)) == value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1.5: 2}, {"a": {1, 2}}])
+def test_py_refuses_what_is_not_plain_data(value: object) -> None:
+    with pytest.raises(RenderError):
+        py(value)
+
+
+def test_comment_is_one_printable_line() -> None:
+    assert comment("a\nb\r\x00c  d") == "a b c d"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_piecewise_black_equals_whole_file_black(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
+    ir_config, _ = compile_config(config)
+    for wf in ir_config.workflows:
+        p = build_program(ir_config, wf)
+        template = "train.py.jinja" if wf.trainer else "prepare.py.jinja"
+        source = render.render_text(template, p=p)
+        mode = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=100)
+        whole = black.format_str(source, mode=mode)
+        assert render.format_python(source, ast.parse(source)) == whole
+        # and again, from the cache
+        assert render.format_python(source, ast.parse(source)) == whole
