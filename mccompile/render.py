@@ -9,6 +9,7 @@ formatted, so a template bug is reported as such.
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 from functools import cache
 from typing import Any
@@ -116,7 +117,7 @@ def _chunks(source: str, tree: ast.Module) -> list[str]:
             first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
             starts.append(first - 1)
     bounds = [*starts, len(lines)]
-    return ["".join(lines[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    return ["".join(lines[a:b]) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 def format_python(source: str, tree: ast.Module) -> str:
