@@ -472,17 +472,28 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     _launch(p, trainer)
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
-        needed |= {"math", "os", "signal"}
+        needed |= {"os", "signal"}
+        if p.train["task"] == "sft":
+            needed.add("math")
     for helper in p.helpers:
         needed.update(HELPER_IMPORTS.get(helper, []))
+    if p.env:
+        needed.add("os")
     p.imports = sorted(needed)
     return p
+
+
+def program_template(wf: ir.Workflow, p: Program) -> str:
+    """The template of the workflow's program: one per program shape."""
+    if wf.trainer is None:
+        return "prepare.py.jinja"
+    return "classify.py.jinja" if p.train["task"] == "classification" else "sft.py.jinja"
 
 
 def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
     p = build_program(config, wf)
     program = wf.program
-    template = "train.py.jinja" if wf.trainer else "prepare.py.jinja"
+    template = program_template(wf, p)
     files = {
         program: render_python(template, p=p),
         "accelerate_config.yaml": render_text("accelerate_config.yaml.jinja", p=p),

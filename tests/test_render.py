@@ -8,7 +8,7 @@ import pytest
 
 from mccompile import render
 from mccompile.frontend import compile_config
-from mccompile.generate import build_program
+from mccompile.generate import build_program, program_template
 from mccompile.render import RenderError, comment, py
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_piecewise_black_equals_whole_file_black(
     ir_config, _ = compile_config(config)
     for wf in ir_config.workflows:
         p = build_program(ir_config, wf)
-        template = "train.py.jinja" if wf.trainer else "prepare.py.jinja"
+        template = program_template(wf, p)
         source = render.render_text(template, p=p)
         mode = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=100)
         whole = black.format_str(source, mode=mode)

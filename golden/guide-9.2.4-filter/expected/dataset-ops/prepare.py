@@ -34,7 +34,7 @@ SHOW_ROWS = 3  # rows printed at the end
 
 
 class DataError(Exception):
-    """A problem with the data or the options: reported without a traceback."""
+    """A problem with the data, the options or the environment: reported without a traceback."""
 
 
 def parse_bool(text):

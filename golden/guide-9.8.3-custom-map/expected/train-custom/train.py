@@ -386,15 +386,6 @@ def training_config(args, has_eval):
         fp16=fp16,
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
-        # data: the rows arrive tokenized (input_ids, completion_mask); TRL pads them
-        max_length=MAX_SEQ_LENGTH,
-        packing=PACKING,
-        packing_strategy="bfd",
-        padding_free=PACKING,
-        completion_only_loss=True,
-        assistant_only_loss=False,
-        dataset_num_proc=DATASET_NUM_PROC,
-        shuffle_dataset=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=False,
@@ -406,13 +397,22 @@ def training_config(args, has_eval):
         report_to=REPORT_TO,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=EVAL_STEPS,
-        prediction_loss_only=True,
         save_strategy="steps",
         save_steps=SAVE_STEPS,
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
+        # data: the rows arrive tokenized (input_ids, completion_mask); TRL pads them
+        max_length=MAX_SEQ_LENGTH,
+        packing=PACKING,
+        packing_strategy="bfd",
+        padding_free=PACKING,
+        completion_only_loss=True,
+        assistant_only_loss=False,
+        dataset_num_proc=DATASET_NUM_PROC,
+        shuffle_dataset=False,
+        prediction_loss_only=True,
     )
 
 
@@ -484,6 +484,7 @@ def resume_point(args):
 
 
 def write_summary(trainer, result, metrics, output_dir):
+    """training_summary.json: the run's figures and its whole log."""
     logs = trainer.state.log_history
     losses = [entry["loss"] for entry in logs if "loss" in entry]
     runtime = result.metrics.get("train_runtime")
@@ -493,8 +494,7 @@ def write_summary(trainer, result, metrics, output_dir):
         "epoch": trainer.state.epoch,
         "train_loss": result.metrics.get("train_loss"),
         "final_logged_loss": losses[-1] if losses else None,
-        "eval_loss": metrics.get("eval_loss"),
-        "perplexity": metrics.get("perplexity"),
+        **metrics,
         "train_runtime_s": runtime,
         "train_tokens": tokens,
         "train_tokens_per_second": tokens / runtime if tokens and runtime else None,
@@ -538,7 +538,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="load and format the data, show the first examples, stop before loading weights",
+        help="load and check the data, show the first examples, stop before loading weights",
     )
     return parser.parse_args(argv)
 
