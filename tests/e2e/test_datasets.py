@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from mccompile.cli import main as mccompile
 from tests.e2e.helpers import build, ok, run, shared, summary, trainer_yaml
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +163,51 @@ workflows:
     assert s["global_step"] == 2
     assert s["train_loss"] > 0
     assert [e["step"] for e in s["log_history"] if "loss" in e] == [1, 2]
+
+
+def test_dataset_jobs_feed_training_and_evaluation(tmp_path: Path, tiny_model: Path) -> None:
+    """Two row selections of one file: the first 16 rows train, the next 8 evaluate."""
+    rows = [{"prompt": f"What is {i} + {i}?", "response": f"{2 * i}."} for i in range(30)]
+    data = _write_json(tmp_path / "sums.json", rows)
+    output_dir = tmp_path / "run"
+    config = (
+        "components:\n"
+        + _loader("sums", data)
+        + OPS
+        + trainer_yaml(
+            tiny_model,
+            output_dir,
+            prompt_column="prompt",
+            response_column="response",
+            peft_adapter="lora",
+        )
+        + f"""
+workflows:
+  - id: sums
+    jobs:
+      - id: load
+        component: sums
+      - id: train-rows
+        component: ops
+        method: select
+        input: {{ dataset: "${{jobs.load.output}}", axis: rows, indices: {q(list(range(16)))} }}
+      - id: eval-rows
+        component: ops
+        method: select
+        input: {{ dataset: "${{jobs.load.output}}", axis: rows, indices: {q(list(range(16, 24)))} }}
+      - id: train
+        component: trainer
+        input:
+          dataset: ${{jobs.train-rows.output}}
+          eval_dataset: ${{jobs.eval-rows.output}}
+"""
+    )
+    out = build(tmp_path, config)
+    result = ok(run(out / "sums" / "train.py", "--max-steps", "2", cwd=tmp_path))
+    assert "16 training rows; 8 evaluation rows" in result.stdout
+    s = summary(output_dir)
+    assert s["global_step"] == 2
+    assert s["eval_loss"] is not None and s["perplexity"] is not None
 
 
 # -- b. map templates: data braces untouched, {{ }} in the template -----------------------
@@ -318,6 +364,85 @@ workflows:
         assert result.features[column].dtype in ("string", "large_string")
 
 
+def test_concat_horizontal_puts_columns_side_by_side(tmp_path: Path) -> None:
+    identity = shared("identity.json")
+    config = (
+        "components:\n"
+        + _loader("identity", identity, fraction="${input.fraction as number | 0.25}")
+        + OPS
+        + """
+workflows:
+  - id: side
+    jobs:
+      - id: load
+        component: identity
+      - id: questions
+        component: ops
+        method: select
+        input: { dataset: "${jobs.load.output}", columns: [ instruction ] }
+      - id: answers
+        component: ops
+        method: select
+        input: { dataset: "${jobs.load.output}", columns: [ output ] }
+      - id: side
+        component: ops
+        method: concat
+        input:
+          datasets: [ "${jobs.answers.output}", "${jobs.questions.output}" ]
+          direction: horizontal
+"""
+    )
+    raw = _rows("identity.json")
+    result = _prepared(tmp_path, config, "side", "--fraction", "0.1")
+    assert result.column_names == ["output", "instruction"]
+    size = int(len(raw) * 0.1)
+    assert result.to_list() == [
+        {"output": r["output"], "instruction": r["instruction"]} for r in raw[:size]
+    ]
+
+
+def test_parquet_and_text_loaders_with_remove_columns(tmp_path: Path) -> None:
+    raw = _rows("identity.json")[:6]
+    parquet = tmp_path / "identity.parquet"
+    datasets.Dataset.from_list(raw).to_parquet(str(parquet))
+    lines = [
+        json.loads(line)["text"][:80]
+        for line in shared("c4_demo.jsonl").read_text().splitlines()[:4]
+    ]
+    text = tmp_path / "lines.txt"
+    text.write_text("\n".join(lines) + "\n")
+    config = (
+        "components:\n"
+        + _loader("pq", parquet, loader="parquet")
+        + _loader("txt", text, loader="text")
+        + OPS
+        + f"""
+workflows:
+  - id: mixed
+    jobs:
+      - id: pq
+        component: pq
+      - id: flat
+        component: ops
+        method: map
+        input:
+          dataset: ${{jobs.pq.output}}
+          template: {q(TEMPLATE)}
+          remove_columns: true
+      - id: txt
+        component: txt
+      - id: all
+        component: ops
+        method: concat
+        input:
+          datasets: [ "${{jobs.flat.output}}", "${{jobs.txt.output}}" ]
+"""
+    )
+    result = _prepared(tmp_path, config, "mixed")
+    assert result.column_names == ["text"]
+    assert result["text"] == [TEMPLATE.format(**r) for r in raw] + lines
+
+
 # -- e. select columns and rows (guide 9.2.4) ---------------------------------------------
 
 
@@ -423,15 +548,53 @@ def test_error_map_template_names_a_missing_column(tmp_path: Path) -> None:
     _user_error(result, "'answer'", str(ALPACA_COLUMNS))
 
 
-def test_error_map_template_with_an_unmatched_brace(tmp_path: Path) -> None:
-    op = f"""  - id: op
+def test_error_runtime_template_with_an_unmatched_brace(tmp_path: Path) -> None:
+    """Guide 9.2.4 map: the template comes from --template; a bad one says how to write braces."""
+    config = """components:
+  - id: dataset-ops
     type: datasets
     method: map
-    dataset: ${{input.dataset}}
-    template: {q("Hello {name")}
+    dataset: ${input.dataset}
+    template: ${input.template}
+"""
+    result, _ = _prepare(
+        tmp_path,
+        config,
+        "dataset-ops",
+        "--dataset",
+        str(shared("identity.json")),
+        "--template",
+        "Hello {instruction",
+    )
+    _user_error(result, "{{")
+
+
+def test_error_map_remove_columns_names_a_missing_column(tmp_path: Path) -> None:
+    op = """  - id: op
+    type: datasets
+    method: map
+    dataset: ${input.dataset}
+    template: "{instruction}"
+    remove_columns: [ answer ]
 """
     result = _one_op(tmp_path, shared("identity.json"), op)
-    _user_error(result, "{{")
+    _user_error(result, "'answer'", str(ALPACA_COLUMNS))
+
+
+def test_map_renders_a_missing_value_as_empty_text(tmp_path: Path) -> None:
+    """csv reads an empty field as null: the template must not write the word None."""
+    data = tmp_path / "empty-input.csv"
+    data.write_text("instruction,input,output\nSay hi.,,hi\nAdd.,1 and 2,3\n")
+    op = """  - id: op
+    type: datasets
+    method: map
+    dataset: ${input.dataset}
+    template: "{instruction}|{input}|{output}"
+"""
+    result = _one_op(tmp_path, data, op, loader="csv")
+    ok(result)
+    saved = datasets.load_from_disk(str(tmp_path / "prep" / "saved"))
+    assert saved["text"] == ["Say hi.||hi", "Add.|1 and 2|3"]
 
 
 def test_error_select_a_missing_column(tmp_path: Path) -> None:
@@ -457,20 +620,41 @@ def test_error_select_a_row_past_the_end(tmp_path: Path) -> None:
     _user_error(result, "91", "91 rows")
 
 
-def test_select_a_negative_row_is_no_traceback(tmp_path: Path) -> None:
-    """-1 is either the last row (as in Python) or a clear error; never an OverflowError."""
-    op = """  - id: op
+ROWS_AT_RUN_TIME = """  - id: op
     type: datasets
     method: select
     dataset: ${input.dataset}
     axis: rows
-    indices: [ -1 ]
+    indices: ${input.rows as list}
 """
-    result = _one_op(tmp_path, shared("identity.json"), op)
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.returncode in (0, 2), result.stderr[-3000:]
-    if result.returncode == 2:
-        assert "-1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [("[0, 91]", "91 rows"), ("[-1]", "-1"), ('["a"]', "'a'"), ("5", "list")],
+    ids=["past-the-end", "negative", "not-a-number", "not-a-list"],
+)
+def test_error_runtime_row_indices(tmp_path: Path, rows: str, needle: str) -> None:
+    """Indices given at run time (--rows) are checked like those in the config."""
+    config = (
+        "components:\n"
+        + _loader("data", shared("identity.json"))
+        + ROWS_AT_RUN_TIME
+        + """
+workflows:
+  - id: wf
+    jobs:
+      - id: load
+        component: data
+      - id: op
+        component: op
+        input:
+          dataset: ${jobs.load.output}
+          rows: ${input.rows}
+"""
+    )
+    result, _ = _prepare(tmp_path, config, "wf", "--rows", rows)
+    _user_error(result, needle)
 
 
 def test_error_concat_of_different_columns(tmp_path: Path) -> None:
@@ -522,6 +706,35 @@ workflows:
     )
     result, _ = _prepare(tmp_path, config, "wf")
     _user_error(result, "91", "300")
+
+
+def test_error_concat_of_column_types_that_cannot_be_aligned(tmp_path: Path) -> None:
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text('{"text": "a", "score": 3}\n{"text": "b", "score": 4}\n')
+    words = tmp_path / "words.csv"
+    words.write_text("text,score\nc,high\n")
+    config = (
+        "components:\n"
+        + _loader("numbers", numbers)
+        + _loader("words", words, loader="csv")
+        + OPS
+        + """
+workflows:
+  - id: wf
+    jobs:
+      - id: numbers
+        component: numbers
+      - id: words
+        component: words
+      - id: concat
+        component: ops
+        method: concat
+        input:
+          datasets: [ "${jobs.numbers.output}", "${jobs.words.output}" ]
+"""
+    )
+    result, _ = _prepare(tmp_path, config, "wf")
+    _user_error(result, "concat", "'score'")
 
 
 FILTER_AT_RUN_TIME = """components:
@@ -590,6 +803,31 @@ def test_error_runtime_condition_compares_text_with_a_number(tmp_path: Path) -> 
     _user_error(result, "'output'")
 
 
+@pytest.mark.parametrize(
+    ("condition", "needle"),
+    [
+        ({"column": "output", "operator": "match", "value": "(unclosed"}, "(unclosed"),
+        ({"column": "score", "operator": "gt", "value": 1, "length": True}, "'score'"),
+    ],
+    ids=["bad-regex", "length-of-a-number"],
+)
+def test_error_runtime_condition_that_fails_on_the_rows(
+    tmp_path: Path, condition: dict[str, Any], needle: str
+) -> None:
+    data = tmp_path / "scores.jsonl"
+    data.write_text('{"output": "a", "score": 3}\n{"output": "bb", "score": 5}\n')
+    result, _ = _prepare(
+        tmp_path,
+        FILTER_AT_RUN_TIME,
+        "dataset-ops",
+        "--dataset",
+        str(data),
+        "--condition",
+        json.dumps(condition),
+    )
+    _user_error(result, needle)
+
+
 def test_error_data_file_does_not_exist(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "train.json"
     config = "components:\n" + _loader("data", missing)
@@ -609,6 +847,32 @@ def test_error_dataset_option_does_not_exist(tmp_path: Path) -> None:
         json.dumps({"column": "output", "operator": "not-empty"}),
     )
     _user_error(result, str(missing), "does not exist")
+
+
+def test_error_hub_dataset_that_cannot_be_loaded(tmp_path: Path) -> None:
+    """Guide 9.2.2: offline (no hub), an id that is not in the cache is a clear error."""
+    config = """components:
+  - id: dataset-loader
+    type: datasets
+    provider: huggingface
+    path: no-such-org/no-such-dataset
+    split: train
+"""
+    result, _ = _prepare(tmp_path, config, "dataset-loader")
+    _user_error(result, "no-such-org/no-such-dataset")
+
+
+def test_hub_loader_dataset_option_given_a_local_file(tmp_path: Path) -> None:
+    """Guide 9.2.2 workflow: --dataset feeds the hub loader's path; a local file either loads
+    (as a trainer's --dataset does) or is a clear error, never a traceback."""
+    config = (Path(__file__).parents[1] / "guide" / "guide_9_2_2_3.yaml").read_text()
+    identity = shared("identity.json")
+    result, saved = _prepare(tmp_path, config, "load-training-data", "--dataset", str(identity))
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    if result.returncode == 0:
+        assert datasets.load_from_disk(str(saved)).to_list() == _rows("identity.json")
+    else:
+        _user_error(result, str(identity))
 
 
 # -- g. a valid run-time condition ----------------------------------------------------
@@ -678,6 +942,113 @@ def test_runtime_condition_with_in_and_not_in(tmp_path: Path) -> None:
     assert result.to_list() == expected
 
 
+# -- job ids are the program's variables ----------------------------------------------
+
+
+def test_job_ids_that_are_names_the_program_uses(tmp_path: Path) -> None:
+    """Job ids such as json, args, result or datasets must not break prepare.py."""
+    config = (
+        "components:\n"
+        + _loader("data", shared("identity.json"))
+        + OPS
+        + """
+workflows:
+  - id: wf
+    jobs:
+      - id: json
+        component: data
+      - id: args
+        component: ops
+        method: select
+        input: { dataset: "${jobs.json.output}", axis: rows, indices: [ 0, 1 ] }
+      - id: datasets
+        component: ops
+        method: map
+        input: { dataset: "${jobs.args.output}", template: "{instruction}" }
+      - id: result
+        component: ops
+        method: select
+        input: { dataset: "${jobs.datasets.output}", columns: [ text ] }
+"""
+    )
+    result = _prepared(tmp_path, config, "wf")
+    assert result.to_list() == [{"text": r["instruction"]} for r in _rows("identity.json")[:2]]
+
+
+def test_job_ids_that_are_names_the_trainer_uses(tmp_path: Path, tiny_model: Path) -> None:
+    """The same in train.py, whose data code has a tokenizer, args and train_data."""
+    config = (
+        "components:\n"
+        + _loader("data", shared("identity.json"))
+        + OPS
+        + trainer_yaml(tiny_model, tmp_path / "run")
+        + """
+workflows:
+  - id: wf
+    jobs:
+      - id: tokenizer
+        component: data
+      - id: args
+        component: ops
+        method: select
+        input: { dataset: "${jobs.tokenizer.output}", axis: rows, indices: [ 0, 1, 2, 3 ] }
+      - id: train_data
+        component: ops
+        method: select
+        input: { dataset: "${jobs.args.output}", columns: [ instruction, input, output ] }
+      - id: train
+        component: trainer
+        input: { dataset: "${jobs.train_data.output}" }
+"""
+    )
+    out = build(tmp_path, config)
+    result = ok(run(out / "wf" / "train.py", "--dry-run", cwd=tmp_path))
+    assert "format: alpaca" in result.stdout
+    assert "4 training rows" in result.stdout
+
+
+def test_job_ids_that_differ_only_by_dash_and_underscore(tmp_path: Path) -> None:
+    """load-a and load_a are two jobs: the program keeps them apart, or the build refuses."""
+    config = (
+        "components:\n"
+        + _loader("alpaca", shared("identity.json"))
+        + _loader("c4", shared("c4_demo.jsonl"))
+        + OPS
+        + """
+workflows:
+  - id: wf
+    jobs:
+      - id: load-a
+        component: alpaca
+      - id: load_a
+        component: c4
+      - id: pick
+        component: ops
+        method: select
+        input: { dataset: "${jobs.load-a.output}", columns: [ instruction ] }
+        depends_on: [ load_a ]
+"""
+    )
+    where = tmp_path / "prep"
+    where.mkdir()
+    (where / "config.yaml").write_text(config)
+    code = mccompile(["build", str(where / "config.yaml"), "-o", str(where / "out"), "--force"])
+    if code != 0:
+        assert code == 2
+        return
+    result = ok(
+        run(
+            where / "out" / "wf" / "prepare.py",
+            "--output-dir",
+            str(where / "saved"),
+            cwd=where,
+        )
+    )
+    assert "Traceback" not in result.stderr
+    saved = datasets.load_from_disk(str(where / "saved"))
+    assert saved.num_rows == len(_rows("identity.json"))
+
+
 # -- loaders: data_dir, split mapping, fraction + shuffle, split slicing -------------------
 
 
@@ -741,3 +1112,39 @@ workflows:
     ok(again)
     second = datasets.load_from_disk(str(tmp_path / "again" / "saved"))
     assert second.to_list() == first.to_list()
+
+
+def test_hub_loader_with_every_field_and_a_token_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guide 9.2.2 (advanced): every loader field, the token read from $HF_TOKEN at run time.
+    The hub is unreachable here: ``path: json`` with ``data_files`` uses the same code path."""
+    identity = shared("identity.json")
+    raw = _rows("identity.json")
+    config = f"""components:
+  - id: dataset-loader
+    type: datasets
+    provider: huggingface
+    path: json
+    data_files: {q(identity)}
+    split: train
+    fraction: 0.1
+    shuffle: true
+    streaming: false
+    cache_dir: {q(tmp_path / "cache")}
+    trust_remote_code: false
+    token: ${{env.HF_TOKEN}}
+"""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    unset, saved = _prepare(tmp_path, config, "dataset-loader")
+    _user_error(unset, "HF_TOKEN")
+    program = tmp_path / "prep" / "out" / "dataset-loader" / "prepare.py"
+    assert "HF_TOKEN" in program.read_text()  # read when it runs, not pasted in
+    result = run(
+        program, "--output-dir", str(saved), cwd=program.parents[2], env={"HF_TOKEN": "hf_x"}
+    )
+    ok(result)
+    assert "Traceback" not in result.stderr
+    loaded = datasets.load_from_disk(str(saved))
+    assert loaded.num_rows == int(len(raw) * 0.1)
+    assert all(r in raw for r in loaded.to_list())

@@ -412,6 +412,7 @@ def training_config(args, has_eval):
         fp16=fp16,
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
+        use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=False,
@@ -427,6 +428,7 @@ def training_config(args, has_eval):
         save_steps=SAVE_STEPS,
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,
+        enable_jit_checkpoint=False,  # StopOnSignal saves on SIGTERM and SIGINT, and sets the exit status
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         # data: the rows arrive tokenized (input_ids, completion_mask); TRL pads them
@@ -509,7 +511,7 @@ def resume_point(args):
     return args.resume
 
 
-def write_summary(trainer, result, metrics, output_dir):
+def write_summary(trainer, result, metrics, output_dir, resumed_from):
     """training_summary.json: the run's figures and its whole log."""
     logs = trainer.state.log_history
     losses = [entry["loss"] for entry in logs if "loss" in entry]
@@ -518,6 +520,7 @@ def write_summary(trainer, result, metrics, output_dir):
     summary = {
         "global_step": trainer.state.global_step,
         "epoch": trainer.state.epoch,
+        "resumed_from": resumed_from,  # train_loss and the runtime cover this session only
         "train_loss": result.metrics.get("train_loss"),
         "final_logged_loss": losses[-1] if losses else None,
         **metrics,
@@ -603,6 +606,7 @@ def prepare_data(args, tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
+    import torch
     from accelerate import PartialState
 
     state = PartialState()
@@ -639,8 +643,10 @@ def main(argv=None):
         metrics["perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
     trainer.save_model(args.output_dir)  # the adapter and the tokenizer
     if trainer.is_world_process_zero():
-        write_summary(trainer, result, metrics, args.output_dir)
+        write_summary(trainer, result, metrics, args.output_dir, resume)
     trainer.accelerator.wait_for_everyone()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # a clean exit for every process
     return 0
 
 
