@@ -224,7 +224,8 @@ def _help(field_name: str | None, type_: str) -> str:
 
 
 def _convert_type(hint: str | None) -> str | None:
-    return hint if hint in ("integer", "number", "boolean") else None
+    """How a default without ``as TYPE`` is read: as the field's type; text stays text."""
+    return hint if hint in ("integer", "number", "boolean", "string") else None
 
 
 def _field_schema(name: str | None) -> dict[str, Any] | None:

@@ -90,7 +90,14 @@ def run_build(config: ir.Config, args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         print(f"{out}: error: exists and is not a folder", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    _write(out, files, keep={p: existing[p] for p in foreign})
+    try:
+        _write(out, files, keep={p: existing[p] for p in foreign})
+    except OSError as exc:
+        print(
+            f"{out}: error: cannot write the output ({exc.strerror or exc}); it is unchanged",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG_ERROR
     print(f"wrote {len(files)} files to {out}")
     return ExitCode.OK
 

@@ -55,6 +55,11 @@ def comment(text: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
+def docstring(text: str) -> str:
+    """Text made safe inside a triple-quoted docstring: one line, no quotes or escapes."""
+    return comment(text).replace("\\", "/").replace('"', "'")
+
+
 @cache
 def _environment() -> Any:
     import jinja2
@@ -81,6 +86,7 @@ def _environment() -> Any:
     env.filters["py"] = py
     env.filters["ident"] = identifier
     env.filters["comment"] = comment
+    env.filters["docstring"] = docstring
     return env
 
 

@@ -154,3 +154,54 @@ def test_the_cache_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     uncached = _tree(tmp_path / "uncached")
     assert uncached == _tree(tmp_path / "cold") == _tree(tmp_path / "warm")
     assert any((tmp_path / "cache" / "black").rglob("*"))
+
+
+def test_a_build_killed_while_writing_leaves_the_old_output_whole(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    before = _tree(out)
+    other = ROOT / "tests" / "guide" / "guide_9_5_5_1.yaml"  # different files to write
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from mccompile.cli import main\n"
+        "real = Path.write_bytes\n"
+        "calls = []\n"
+        "def dying(self, data):\n"
+        "    calls.append(self)\n"
+        "    if len(calls) == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(self, data)\n"
+        "Path.write_bytes = dying\n"
+        "main(['build', sys.argv[1], '-o', sys.argv[2]])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(other), str(out)], capture_output=True, check=False
+    )
+    assert result.returncode == -9
+    assert _tree(out) == before
+    # the next build cleans up nothing of the user's and succeeds
+    assert _build_in_process(out) == 0
+    assert _tree(out) == before
+
+
+def test_a_failed_build_removes_its_staging_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    before = _tree(out)
+    real = Path.write_bytes
+    calls: list[Path] = []
+
+    def failing(self: Path, data: bytes) -> int:
+        calls.append(self)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    assert _build_in_process(out) == 2
+    monkeypatch.undo()
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
