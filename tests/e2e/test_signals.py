@@ -1,4 +1,4 @@
-"""Preemption: SIGTERM saves a checkpoint and exits 143; --resume ends where an uninterrupted run ends."""
+"""Preemption: SIGTERM saves a checkpoint, exits 143, and --resume ends as an uninterrupted run."""
 
 from __future__ import annotations
 
