@@ -11,6 +11,7 @@ from typing import Any
 
 from mccompile import __version__, ir
 from mccompile import schema as sch
+from mccompile.conditions import compile_condition
 from mccompile.render import comment, py, render_python, render_text
 
 # optimizer in the config -> (transformers' optim name, extra requirement or None)
@@ -65,6 +66,7 @@ HELPER_IMPORTS = {
     "open_dataset": ["os"],
     "load_local": ["os"],
     "filter_rows": ["re"],
+    "re": ["re"],
     "map_template": ["string"],
 }
 
@@ -164,6 +166,15 @@ class Option:
 
 
 @dataclass(frozen=True)
+class KeepFunction:
+    """A filter condition compiled to ``def name(row): return code``."""
+
+    name: str
+    doc: str
+    code: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One dataset job as a call in main()."""
 
@@ -190,6 +201,7 @@ class Program:
     launch: dict[str, Any] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
     runtime: list[Setting] = field(default_factory=list)
+    keep_functions: list[KeepFunction] = field(default_factory=list)
 
 
 def code(value: ir.Value) -> str:
@@ -270,37 +282,35 @@ def _data_steps(p: Program) -> None:
             if job.method == "select":
                 names = ["dataset", "columns" if function == "select_columns" else "indices"]
             title = f"{job.id}: {job.method} (component {job.component})"
-        kwargs = []
-        for name in names:
-            if name not in job.fields:
-                continue
-            value = job.fields[name]
-            if name in ("dataset",) and not isinstance(value, ir.JobRef):
-                value_code = f"open_dataset({code(value)})"
-                p.helpers.add("open_dataset")
-            elif name == "datasets" and isinstance(value, (ir.Seq, ir.Lit)):
-                items = (
-                    value.items
-                    if isinstance(value, ir.Seq)
-                    else tuple(ir.Lit(v) for v in value.value)
-                )
-                value_code = (
-                    "["
-                    + ", ".join(
-                        code(v) if isinstance(v, ir.JobRef) else f"open_dataset({code(v)})"
-                        for v in items
-                    )
-                    + "]"
-                )
-                if any(not isinstance(v, ir.JobRef) for v in items):
-                    p.helpers.add("open_dataset")
-            else:
-                value_code = code(value)
-            if name in ("token",) and isinstance(value, ir.Lit) and value.value is not None:
-                value_code = code(value)
-            kwargs.append((name, value_code))
+        kwargs = [
+            (name, _argument(p, name, job.fields[name])) for name in names if name in job.fields
+        ]
+        condition = job.fields.get("condition")
+        if job.method == "filter" and isinstance(condition, ir.Lit):
+            compiled = compile_condition(condition.value)
+            keep = KeepFunction(f"keep_{job.var}", comment(compiled.text), compiled.code)
+            p.keep_functions.append(keep)
+            p.helpers.update(compiled.helpers)
+            function = "filter_with"
+            kwargs = [kwargs[0], ("keep", keep.name), ("columns", py(list(compiled.columns)))]
         p.helpers.add(function)
         p.steps.append(Step(job.var, title, function, tuple(kwargs)))
+
+
+def _argument(p: Program, name: str, value: ir.Value) -> str:
+    """Code for one argument of a dataset step; datasets given as text are opened."""
+    if name == "dataset" and not isinstance(value, ir.JobRef):
+        p.helpers.add("open_dataset")
+        return f"open_dataset({code(value)})"
+    if name == "datasets" and isinstance(value, (ir.Seq, ir.Lit)):
+        items = value.items if isinstance(value, ir.Seq) else tuple(ir.Lit(v) for v in value.value)
+        opened = [
+            code(v) if isinstance(v, ir.JobRef) else f"open_dataset({code(v)})" for v in items
+        ]
+        if any(not isinstance(v, ir.JobRef) for v in items):
+            p.helpers.add("open_dataset")
+        return "[" + ", ".join(opened) + "]"
+    return code(value)
 
 
 def _dataset_source(p: Program, value: ir.Value | None) -> str | None:
