@@ -215,12 +215,17 @@ class Binder:
 
 
 def _help(field_name: str | None, type_: str) -> str:
+    """The option's help: what the field it feeds means, from the schema."""
     if type_ == "dataset":
         return (
             "a dataset: a .json/.jsonl/.csv/.parquet/.txt file, a save_to_disk folder,"
             " a local dataset folder or a hub id"
         )
-    return f"sets {field_name}" if field_name else ""
+    spec = _field_schema(field_name) or {}
+    described = str(spec.get("description", "")).rstrip(".")
+    if type_ in ("object", "json", "list"):
+        described += " (as JSON)" if described else "JSON"
+    return f"{field_name}: {described}" if described else f"sets {field_name}"
 
 
 def _convert_type(hint: str | None) -> str | None:

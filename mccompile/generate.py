@@ -64,6 +64,7 @@ TORCH_DTYPES = {
 # standard-library modules each dataset helper needs
 HELPER_IMPORTS = {
     "open_dataset": ["os"],
+    "load_hub": ["os"],
     "load_local": ["os"],
     "filter_rows": ["re"],
     "re": ["re"],
@@ -178,6 +179,7 @@ class KeepFunction:
 class Step:
     """One dataset job as a call in main()."""
 
+    id: str
     var: str
     title: str
     function: str
@@ -211,7 +213,7 @@ def code(value: ir.Value) -> str:
     if isinstance(value, ir.InputRef):
         return f"args.{ir.identifier(value.name)}"
     if isinstance(value, ir.JobRef):
-        return ir.identifier(value.job)
+        return ir.identifier(value.job) + "_output"
     if isinstance(value, ir.EnvRef):
         if value.default is None:
             return f"os.environ[{py(value.name)}]"
@@ -282,9 +284,7 @@ def _data_steps(p: Program) -> None:
             if job.method == "select":
                 names = ["dataset", "columns" if function == "select_columns" else "indices"]
             title = f"{job.id}: {job.method} (component {job.component})"
-        kwargs = [
-            (name, _argument(p, name, job.fields[name])) for name in names if name in job.fields
-        ]
+        kwargs = [(name, _argument(p, name, job.fields.get(name, ir.Lit(None)))) for name in names]
         condition = job.fields.get("condition")
         if job.method == "filter" and isinstance(condition, ir.Lit):
             compiled = compile_condition(condition.value)
@@ -293,8 +293,8 @@ def _data_steps(p: Program) -> None:
             p.helpers.update(compiled.helpers)
             function = "filter_with"
             kwargs = [kwargs[0], ("keep", keep.name), ("columns", py(list(compiled.columns)))]
-        p.helpers.add(function)
-        p.steps.append(Step(job.var, title, function, tuple(kwargs)))
+        p.helpers.update({function, "report"})
+        p.steps.append(Step(job.id, job.var, title, function, tuple(kwargs)))
 
 
 def _argument(p: Program, name: str, value: ir.Value) -> str:
@@ -369,6 +369,9 @@ def _origin(value: ir.Value) -> str:
 
 
 def _requirements(p: Program, job: ir.Job | None) -> None:
+    if job is None:  # prepare.py needs the datasets library only
+        p.requirements = [REQUIREMENTS["datasets"]]
+        return
     names = ["torch", "transformers", "datasets", "accelerate"]
     if job is not None:
         v = p.value

@@ -109,7 +109,8 @@ class Job:
 
     @property
     def var(self) -> str:
-        return identifier(self.id)
+        """The job's result in the program: ``${jobs.load-data.output}`` is ``load_data_output``."""
+        return identifier(self.id) + "_output"
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,15 @@ class Resolver:
                     (*jpath, "id") if not implicit else jpath,
                 )
                 continue
+            twin = next((j for j in jobs if ir.identifier(j) == ir.identifier(job.id)), None)
+            if twin is not None:
+                self.error(
+                    "id-clash",
+                    f"job ids '{twin}' and '{job.id}' become the same name in the program"
+                    f" ({job.var}); rename one",
+                    (*jpath, "id"),
+                )
+                continue
             jobs[job.id] = job
             order_written.append(job.id)
             job_paths[job.id] = jpath

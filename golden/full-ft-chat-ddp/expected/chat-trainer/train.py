@@ -102,12 +102,6 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
-
-
 FILE_LOADERS = {
     ".json": "json",
     ".jsonl": "json",
@@ -117,15 +111,20 @@ FILE_LOADERS = {
 }
 
 
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
+
+
 def open_dataset(source):
     """A dataset given as text: a file (by extension), a save_to_disk folder, a local dataset folder, or a hub id."""
     if os.path.isfile(source):
-        extension = os.path.splitext(source)[1].lower()
-        if extension not in FILE_LOADERS:
-            raise DataError(
-                f"dataset {source!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
-            )
-        return datasets.load_dataset(FILE_LOADERS[extension], data_files=source, split="train")
+        return load_file(source, "train")
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "state.json")) or os.path.exists(
             os.path.join(source, "dataset_dict.json")
@@ -567,9 +566,8 @@ def parse_args(argv=None):
         type=float,
         default=2e-05,
         metavar="LEARNING_RATE",
-        help="sets learning_rate",
+        help="learning_rate: Peak learning rate",
     )
-
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )

@@ -1,10 +1,7 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
-#     "torch>=2.4",
-#     "transformers>=5.24,<6",
 #     "datasets>=5.2,<6",
-#     "accelerate>=1.15,<2",
 # ]
 # ///
 
@@ -23,6 +20,7 @@ row count, columns and first rows. A trainer's --dataset accepts that folder.
 
 import argparse
 import json
+import os
 import sys
 
 import datasets
@@ -35,14 +33,32 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+
+
+FILE_LOADERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+}
+
+
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
-    """Shuffle (seeded) and keep the first ``fraction`` of the rows."""
+    """Shuffle (with ``seed``) and keep the first ``fraction`` of the rows."""
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
     if fraction < 1.0:
@@ -64,18 +80,23 @@ def load_hub(
     data_files,
     data_dir,
 ):
-    """Load a dataset from the Hugging Face Hub."""
-    dataset = datasets.load_dataset(
-        path,
-        name=name,
-        split=split,
-        revision=revision,
-        token=token,
-        cache_dir=cache_dir,
-        streaming=streaming,
-        data_files=data_files,
-        data_dir=data_dir,
-    )
+    """Load a dataset from the Hugging Face Hub (a local file or folder given as ``path`` works too)."""
+    if os.path.isfile(path):
+        return take_fraction(load_file(path, split), fraction, shuffle, seed)
+    try:
+        dataset = datasets.load_dataset(
+            path,
+            name=name,
+            split=split,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            streaming=streaming,
+            data_files=data_files,
+            data_dir=data_dir,
+        )
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as error:
+        raise DataError(f"cannot load dataset {path!r} (split {split!r}): {error}") from error
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
@@ -88,9 +109,8 @@ def parse_args(argv=None):
         dest="dataset",
         default="tatsu-lab/alpaca",
         metavar="DATASET",
-        help="sets path",
+        help="path: Dataset repository id on the Hub, e.g. tatsu-lab/alpaca",
     )
-
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where the dataset is saved")
     return parser.parse_args(argv)
 
@@ -98,7 +118,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # load: load (huggingface, component dataset-loader)
-    load = load_hub(
+    load_output = load_hub(
         path=args.dataset,
         name=None,
         split="train",
@@ -112,8 +132,9 @@ def main(argv=None):
         data_files=None,
         data_dir=None,
     )
+    report("load", load_output)
 
-    result = load
+    result = load_output
     result.save_to_disk(args.output_dir)
     print(f"saved {result.num_rows} rows to {args.output_dir}")
     print(f"columns: {result.column_names}")

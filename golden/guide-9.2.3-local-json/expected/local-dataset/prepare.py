@@ -1,10 +1,7 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
-#     "torch>=2.4",
-#     "transformers>=5.24,<6",
 #     "datasets>=5.2,<6",
-#     "accelerate>=1.15,<2",
 # ]
 # ///
 
@@ -36,14 +33,13 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
-    """Shuffle (seeded) and keep the first ``fraction`` of the rows."""
+    """Shuffle (with ``seed``) and keep the first ``fraction`` of the rows."""
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
     if fraction < 1.0:
@@ -53,20 +49,27 @@ def take_fraction(dataset, fraction, shuffle, seed):
 
 def load_local(loader, data_files, data_dir, split, fraction, shuffle, seed, cache_dir):
     """Load local json (also JSON Lines), csv, parquet or text files."""
-    for pattern in [data_files] if isinstance(data_files, str) else data_files or []:
-        if (
-            isinstance(pattern, str)
-            and not any(ch in pattern for ch in "*?[")
-            and not os.path.exists(pattern)
-        ):
+    if isinstance(data_files, dict):
+        patterns = [
+            f
+            for files in data_files.values()
+            for f in ([files] if isinstance(files, str) else files)
+        ]
+    else:
+        patterns = [data_files] if isinstance(data_files, str) else list(data_files or [])
+    for pattern in patterns:
+        if not any(ch in pattern for ch in "*?[") and not os.path.exists(pattern):
             raise DataError(
                 f"data file {pattern!r} does not exist (relative paths start at {os.getcwd()})"
             )
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataError(f"data_dir {data_dir!r} is not a folder")
-    dataset = datasets.load_dataset(
-        loader, data_files=data_files, data_dir=data_dir, split=split, cache_dir=cache_dir
-    )
+    try:
+        dataset = datasets.load_dataset(
+            loader, data_files=data_files, data_dir=data_dir, split=split, cache_dir=cache_dir
+        )
+    except ValueError as error:
+        raise DataError(f"cannot load the {loader} files (split {split!r}): {error}") from error
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
@@ -74,7 +77,6 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where the dataset is saved")
     return parser.parse_args(argv)
 
@@ -82,7 +84,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # local-dataset: load (local, component local-dataset)
-    local_dataset = load_local(
+    local_dataset_output = load_local(
         loader="json",
         data_files="./data/train.json",
         data_dir=None,
@@ -92,8 +94,9 @@ def main(argv=None):
         seed=42,
         cache_dir=None,
     )
+    report("local-dataset", local_dataset_output)
 
-    result = local_dataset
+    result = local_dataset_output
     result.save_to_disk(args.output_dir)
     print(f"saved {result.num_rows} rows to {args.output_dir}")
     print(f"columns: {result.column_names}")

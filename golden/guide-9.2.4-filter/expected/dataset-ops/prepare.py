@@ -1,10 +1,7 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
-#     "torch>=2.4",
-#     "transformers>=5.24,<6",
 #     "datasets>=5.2,<6",
-#     "accelerate>=1.15,<2",
 # ]
 # ///
 
@@ -37,10 +34,9 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
 
 
 FILE_LOADERS = {
@@ -52,15 +48,20 @@ FILE_LOADERS = {
 }
 
 
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
+
+
 def open_dataset(source):
     """A dataset given as text: a file (by extension), a save_to_disk folder, a local dataset folder, or a hub id."""
     if os.path.isfile(source):
-        extension = os.path.splitext(source)[1].lower()
-        if extension not in FILE_LOADERS:
-            raise DataError(
-                f"dataset {source!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
-            )
-        return datasets.load_dataset(FILE_LOADERS[extension], data_files=source, split="train")
+        return load_file(source, "train")
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "state.json")) or os.path.exists(
             os.path.join(source, "dataset_dict.json")
@@ -101,7 +102,7 @@ OPERATORS = {
 
 
 def check_condition(condition, columns, where="condition"):
-    """Refuse a malformed condition before any row is read."""
+    """Refuse a malformed condition (given at run time) before any row is read."""
     if not isinstance(condition, dict):
         raise DataError(f"{where}: a condition is a mapping, got {condition!r}")
     for key in ("all", "any"):
@@ -117,16 +118,24 @@ def check_condition(condition, columns, where="condition"):
     unknown = set(condition) - {"column", "operator", "value", "length"}
     if unknown:
         raise DataError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    if condition.get("operator") not in OPERATORS:
-        raise DataError(
-            f"{where}: operator {condition.get('operator')!r} is not one of {', '.join(OPERATORS)}"
-        )
+    operator = condition.get("operator")
+    if operator not in OPERATORS:
+        raise DataError(f"{where}: operator {operator!r} is not one of {', '.join(OPERATORS)}")
     if condition.get("column") not in columns:
         raise DataError(
             f"{where}: no column {condition.get('column')!r}; the columns are {columns}"
         )
-    if condition["operator"] not in ("empty", "not-empty") and "value" not in condition:
-        raise DataError(f"{where}: operator {condition['operator']!r} needs a 'value'")
+    if operator not in ("empty", "not-empty") and "value" not in condition:
+        raise DataError(f"{where}: operator {operator!r} needs a 'value'")
+    if operator in ("in", "not-in") and not isinstance(condition["value"], list):
+        raise DataError(f"{where}: operator {operator!r} needs a list as 'value'")
+    if operator == "match":
+        try:
+            re.compile(str(condition["value"]))
+        except re.error as error:
+            raise DataError(
+                f"{where}: invalid regular expression {condition['value']!r}: {error}"
+            ) from error
 
 
 def matches(condition, row):
@@ -137,18 +146,18 @@ def matches(condition, row):
     if "not" in condition:
         return not matches(condition["not"], row)
     value = row[condition["column"]]
-    if condition.get("length"):
-        value = 0 if value is None else len(value)
     try:
+        if condition.get("length"):
+            value = 0 if value is None else len(value)
         return OPERATORS[condition["operator"]](value, condition.get("value"))
     except TypeError as error:
         raise DataError(
-            f"filter: cannot compare column {condition['column']!r} value {value!r} with {condition.get('value')!r}: {error}"
+            f"filter: column {condition['column']!r} value {value!r:.80} cannot be compared with {condition.get('value')!r}: {error}"
         ) from error
 
 
 def filter_rows(dataset, condition):
-    """Keep the rows for which ``condition`` holds."""
+    """Keep the rows for which ``condition`` (given at run time) holds."""
     check_condition(condition, dataset.column_names)
     return dataset.filter(lambda row: matches(condition, row), desc="filter")
 
@@ -170,9 +179,8 @@ def parse_args(argv=None):
         type=json.loads,
         required=True,
         metavar="CONDITION",
-        help="sets condition",
+        help="condition: Which rows to keep: a condition (data, never code) (as JSON)",
     )
-
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where the dataset is saved")
     return parser.parse_args(argv)
 
@@ -180,12 +188,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # dataset-ops: filter (component dataset-ops)
-    dataset_ops = filter_rows(
+    dataset_ops_output = filter_rows(
         dataset=open_dataset(args.dataset),
         condition=args.condition,
     )
+    report("dataset-ops", dataset_ops_output)
 
-    result = dataset_ops
+    result = dataset_ops_output
     result.save_to_disk(args.output_dir)
     print(f"saved {result.num_rows} rows to {args.output_dir}")
     print(f"columns: {result.column_names}")

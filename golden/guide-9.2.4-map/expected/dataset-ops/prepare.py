@@ -1,10 +1,7 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
-#     "torch>=2.4",
-#     "transformers>=5.24,<6",
 #     "datasets>=5.2,<6",
-#     "accelerate>=1.15,<2",
 # ]
 # ///
 
@@ -37,10 +34,9 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
 
 
 FILE_LOADERS = {
@@ -52,15 +48,20 @@ FILE_LOADERS = {
 }
 
 
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
+
+
 def open_dataset(source):
     """A dataset given as text: a file (by extension), a save_to_disk folder, a local dataset folder, or a hub id."""
     if os.path.isfile(source):
-        extension = os.path.splitext(source)[1].lower()
-        if extension not in FILE_LOADERS:
-            raise DataError(
-                f"dataset {source!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
-            )
-        return datasets.load_dataset(FILE_LOADERS[extension], data_files=source, split="train")
+        return load_file(source, "train")
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "state.json")) or os.path.exists(
             os.path.join(source, "dataset_dict.json")
@@ -83,7 +84,7 @@ def open_dataset(source):
 
 
 def map_template(dataset, template, output_column, remove_columns):
-    """Render ``template`` per row: {column} is the column's value, {{ and }} are literal braces."""
+    """Render ``template`` per row: {column} is the column's value (None as empty text), {{ and }} are braces."""
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as error:
@@ -97,8 +98,17 @@ def map_template(dataset, template, output_column, remove_columns):
         )
     if remove_columns is True:
         remove_columns = dataset.column_names
+    unknown = [c for c in remove_columns or [] if c not in dataset.column_names]
+    if unknown:
+        raise DataError(
+            f"map: remove_columns names column {unknown[0]!r}; the columns are {dataset.column_names}"
+        )
     return dataset.map(
-        lambda row: {output_column: template.format_map({name: row[name] for name in fields})},
+        lambda row: {
+            output_column: template.format_map(
+                {name: "" if row[name] is None else row[name] for name in fields}
+            )
+        },
         remove_columns=remove_columns or None,
         desc="map",
     )
@@ -120,9 +130,8 @@ def parse_args(argv=None):
         dest="template",
         required=True,
         metavar="TEMPLATE",
-        help="sets template",
+        help="template: Text with {column} placeholders; {{ and }} are literal braces",
     )
-
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where the dataset is saved")
     return parser.parse_args(argv)
 
@@ -130,14 +139,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # dataset-ops: map (component dataset-ops)
-    dataset_ops = map_template(
+    dataset_ops_output = map_template(
         dataset=open_dataset(args.dataset),
         template=args.template,
         output_column="text",
         remove_columns=False,
     )
+    report("dataset-ops", dataset_ops_output)
 
-    result = dataset_ops
+    result = dataset_ops_output
     result.save_to_disk(args.output_dir)
     print(f"saved {result.num_rows} rows to {args.output_dir}")
     print(f"columns: {result.column_names}")

@@ -1,10 +1,7 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
-#     "torch>=2.4",
-#     "transformers>=5.24,<6",
 #     "datasets>=5.2,<6",
-#     "accelerate>=1.15,<2",
 # ]
 # ///
 
@@ -23,6 +20,7 @@ row count, columns and first rows. A trainer's --dataset accepts that folder.
 
 import argparse
 import json
+import os
 import sys
 
 import datasets
@@ -35,14 +33,32 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+
+
+FILE_LOADERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+}
+
+
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
-    """Shuffle (seeded) and keep the first ``fraction`` of the rows."""
+    """Shuffle (with ``seed``) and keep the first ``fraction`` of the rows."""
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
     if fraction < 1.0:
@@ -64,18 +80,23 @@ def load_hub(
     data_files,
     data_dir,
 ):
-    """Load a dataset from the Hugging Face Hub."""
-    dataset = datasets.load_dataset(
-        path,
-        name=name,
-        split=split,
-        revision=revision,
-        token=token,
-        cache_dir=cache_dir,
-        streaming=streaming,
-        data_files=data_files,
-        data_dir=data_dir,
-    )
+    """Load a dataset from the Hugging Face Hub (a local file or folder given as ``path`` works too)."""
+    if os.path.isfile(path):
+        return take_fraction(load_file(path, split), fraction, shuffle, seed)
+    try:
+        dataset = datasets.load_dataset(
+            path,
+            name=name,
+            split=split,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            streaming=streaming,
+            data_files=data_files,
+            data_dir=data_dir,
+        )
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as error:
+        raise DataError(f"cannot load dataset {path!r} (split {split!r}): {error}") from error
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
@@ -88,35 +109,37 @@ def concat_datasets(datasets_, direction):
                 f"concat (horizontal): the datasets have different row counts {sorted(lengths)}"
             )
         return datasets.concatenate_datasets(datasets_, axis=1)
-    first = set(datasets_[0].column_names)
+    first = datasets_[0]
     for index, other in enumerate(datasets_[1:], start=2):
-        if set(other.column_names) != first:
+        if set(other.column_names) != set(first.column_names):
             raise DataError(
-                f"concat (vertical): dataset {index} has columns {sorted(other.column_names)}, dataset 1 has {sorted(first)};"
-                " select the same columns first"
+                f"concat (vertical): dataset {index} has columns {sorted(other.column_names)}, dataset 1 has"
+                f" {sorted(first.column_names)}; select the same columns first"
             )
-    features = datasets_[0].features
-    aligned = [features_cast(d, features) for d in datasets_]
-    return datasets.concatenate_datasets(aligned)
+    return datasets.concatenate_datasets(
+        [align_types(d, first.features, n) for n, d in enumerate(datasets_, start=1)]
+    )
 
 
-def features_cast(dataset, features):
+def align_types(dataset, features, index):
     """Give a dataset the first one's column types (csv gives large_string where json gives string)."""
-    if dataset.features == features:
-        return dataset
-    try:
-        return dataset.select_columns(list(features)).cast(features)
-    except (ValueError, TypeError) as error:
-        raise DataError(
-            f"concat (vertical): the column types differ and cannot be aligned: {error}"
-        ) from error
+    dataset = dataset.select_columns(list(features))
+    for column, feature in features.items():
+        if dataset.features[column] != feature:
+            try:
+                dataset = dataset.cast_column(column, feature)
+            except (ValueError, TypeError) as error:
+                raise DataError(
+                    f"concat (vertical): column {column!r} is {dataset.features[column]} in dataset {index}"
+                    f" but {feature} in dataset 1, and cannot be converted: {error}"
+                ) from error
+    return dataset
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where the dataset is saved")
     return parser.parse_args(argv)
 
@@ -124,7 +147,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     # load-first: load (huggingface, component dataset-loader)
-    load_first = load_hub(
+    load_first_output = load_hub(
         path="tatsu-lab/alpaca",
         name=None,
         split="train",
@@ -138,8 +161,9 @@ def main(argv=None):
         data_files=None,
         data_dir=None,
     )
+    report("load-first", load_first_output)
     # load-second: load (huggingface, component dataset-loader)
-    load_second = load_hub(
+    load_second_output = load_hub(
         path="yahma/alpaca-cleaned",
         name=None,
         split="train",
@@ -153,13 +177,15 @@ def main(argv=None):
         data_files=None,
         data_dir=None,
     )
+    report("load-second", load_second_output)
     # concat: concat (component dataset-ops)
-    concat = concat_datasets(
-        datasets_=[load_first, load_second],
+    concat_output = concat_datasets(
+        datasets_=[load_first_output, load_second_output],
         direction="vertical",
     )
+    report("concat", concat_output)
 
-    result = concat
+    result = concat_output
     result.save_to_disk(args.output_dir)
     print(f"saved {result.num_rows} rows to {args.output_dir}")
     print(f"columns: {result.column_names}")

@@ -98,12 +98,6 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
-
-
 FILE_LOADERS = {
     ".json": "json",
     ".jsonl": "json",
@@ -113,15 +107,20 @@ FILE_LOADERS = {
 }
 
 
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
+
+
 def open_dataset(source):
     """A dataset given as text: a file (by extension), a save_to_disk folder, a local dataset folder, or a hub id."""
     if os.path.isfile(source):
-        extension = os.path.splitext(source)[1].lower()
-        if extension not in FILE_LOADERS:
-            raise DataError(
-                f"dataset {source!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
-            )
-        return datasets.load_dataset(FILE_LOADERS[extension], data_files=source, split="train")
+        return load_file(source, "train")
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "state.json")) or os.path.exists(
             os.path.join(source, "dataset_dict.json")
@@ -481,7 +480,6 @@ def parse_args(argv=None):
         metavar="DATASET",
         help="a dataset: a .json/.jsonl/.csv/.parquet/.txt file, a save_to_disk folder, a local dataset folder or a hub id",
     )
-
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )

@@ -110,14 +110,32 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+
+
+FILE_LOADERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+}
+
+
+def load_file(path, split):
+    """A local data file, by its extension."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FILE_LOADERS:
+        raise DataError(
+            f"dataset {path!r}: unknown file type {extension!r} (expected one of {', '.join(FILE_LOADERS)})"
+        )
+    return datasets.load_dataset(FILE_LOADERS[extension], data_files=path, split=split)
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
-    """Shuffle (seeded) and keep the first ``fraction`` of the rows."""
+    """Shuffle (with ``seed``) and keep the first ``fraction`` of the rows."""
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
     if fraction < 1.0:
@@ -139,18 +157,23 @@ def load_hub(
     data_files,
     data_dir,
 ):
-    """Load a dataset from the Hugging Face Hub."""
-    dataset = datasets.load_dataset(
-        path,
-        name=name,
-        split=split,
-        revision=revision,
-        token=token,
-        cache_dir=cache_dir,
-        streaming=streaming,
-        data_files=data_files,
-        data_dir=data_dir,
-    )
+    """Load a dataset from the Hugging Face Hub (a local file or folder given as ``path`` works too)."""
+    if os.path.isfile(path):
+        return take_fraction(load_file(path, split), fraction, shuffle, seed)
+    try:
+        dataset = datasets.load_dataset(
+            path,
+            name=name,
+            split=split,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            streaming=streaming,
+            data_files=data_files,
+            data_dir=data_dir,
+        )
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as error:
+        raise DataError(f"cannot load dataset {path!r} (split {split!r}): {error}") from error
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
@@ -500,7 +523,6 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )
@@ -529,7 +551,7 @@ def parse_args(argv=None):
 def prepare_data(args, tokenizer):
     """Run the dataset jobs, check the data and tokenize it."""
     # load-data: load (huggingface, component alpaca-loader)
-    load_data = load_hub(
+    load_data_output = load_hub(
         path="tatsu-lab/alpaca",
         name=None,
         split="train",
@@ -543,8 +565,9 @@ def prepare_data(args, tokenizer):
         data_files=None,
         data_dir=None,
     )
+    report("load-data", load_data_output)
 
-    train_data = load_data
+    train_data = load_data_output
     eval_data = None
     fmt = "prompt_response"
     check_data(train_data, fmt, "training")

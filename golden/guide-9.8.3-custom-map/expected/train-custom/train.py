@@ -111,14 +111,13 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
-def parse_bool(text):
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def report(job, dataset):
+    """One line per dataset job: what came out of it."""
+    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
-    """Shuffle (seeded) and keep the first ``fraction`` of the rows."""
+    """Shuffle (with ``seed``) and keep the first ``fraction`` of the rows."""
     if shuffle:
         dataset = dataset.shuffle(seed=seed)
     if fraction < 1.0:
@@ -128,25 +127,32 @@ def take_fraction(dataset, fraction, shuffle, seed):
 
 def load_local(loader, data_files, data_dir, split, fraction, shuffle, seed, cache_dir):
     """Load local json (also JSON Lines), csv, parquet or text files."""
-    for pattern in [data_files] if isinstance(data_files, str) else data_files or []:
-        if (
-            isinstance(pattern, str)
-            and not any(ch in pattern for ch in "*?[")
-            and not os.path.exists(pattern)
-        ):
+    if isinstance(data_files, dict):
+        patterns = [
+            f
+            for files in data_files.values()
+            for f in ([files] if isinstance(files, str) else files)
+        ]
+    else:
+        patterns = [data_files] if isinstance(data_files, str) else list(data_files or [])
+    for pattern in patterns:
+        if not any(ch in pattern for ch in "*?[") and not os.path.exists(pattern):
             raise DataError(
                 f"data file {pattern!r} does not exist (relative paths start at {os.getcwd()})"
             )
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataError(f"data_dir {data_dir!r} is not a folder")
-    dataset = datasets.load_dataset(
-        loader, data_files=data_files, data_dir=data_dir, split=split, cache_dir=cache_dir
-    )
+    try:
+        dataset = datasets.load_dataset(
+            loader, data_files=data_files, data_dir=data_dir, split=split, cache_dir=cache_dir
+        )
+    except ValueError as error:
+        raise DataError(f"cannot load the {loader} files (split {split!r}): {error}") from error
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
 def map_template(dataset, template, output_column, remove_columns):
-    """Render ``template`` per row: {column} is the column's value, {{ and }} are literal braces."""
+    """Render ``template`` per row: {column} is the column's value (None as empty text), {{ and }} are braces."""
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as error:
@@ -160,8 +166,17 @@ def map_template(dataset, template, output_column, remove_columns):
         )
     if remove_columns is True:
         remove_columns = dataset.column_names
+    unknown = [c for c in remove_columns or [] if c not in dataset.column_names]
+    if unknown:
+        raise DataError(
+            f"map: remove_columns names column {unknown[0]!r}; the columns are {dataset.column_names}"
+        )
     return dataset.map(
-        lambda row: {output_column: template.format_map({name: row[name] for name in fields})},
+        lambda row: {
+            output_column: template.format_map(
+                {name: "" if row[name] is None else row[name] for name in fields}
+            )
+        },
         remove_columns=remove_columns or None,
         desc="map",
     )
@@ -518,9 +533,8 @@ def parse_args(argv=None):
         dest="template",
         required=True,
         metavar="TEMPLATE",
-        help="sets template",
+        help="template: Text with {column} placeholders; {{ and }} are literal braces",
     )
-
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )
@@ -549,7 +563,7 @@ def parse_args(argv=None):
 def prepare_data(args, tokenizer):
     """Run the dataset jobs, check the data and tokenize it."""
     # load: load (local, component local-data)
-    load = load_local(
+    load_output = load_local(
         loader="json",
         data_files="./data/custom_train.json",
         data_dir=None,
@@ -559,15 +573,17 @@ def prepare_data(args, tokenizer):
         seed=42,
         cache_dir=None,
     )
+    report("load", load_output)
     # process: map (component data-processor)
-    process = map_template(
-        dataset=load,
+    process_output = map_template(
+        dataset=load_output,
         template=args.template,
         output_column="text",
         remove_columns=False,
     )
+    report("process", process_output)
 
-    train_data = process
+    train_data = process_output
     eval_data = None
     fmt = "prompt_response"
     check_data(train_data, fmt, "training")
