@@ -46,6 +46,7 @@ REQUIREMENTS: dict[str, str] = {
     "grokadamw": "grokadamw>=0.1.2",
     "torch-optimi": "torch-optimi>=0.2.1",
     "schedulefree": "schedulefree>=1.4",
+    "deepspeed": "deepspeed>=0.16",
     "wandb": "wandb>=0.18",
     "mlflow": "mlflow>=2.10",
     "comet_ml": "comet_ml>=3.40",
@@ -384,6 +385,9 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
             names.append("bitsandbytes")
         if optim and optim != "bitsandbytes":
             names.append(optim)
+        strategy = (ir.lit(job.fields["distributed"]) or {}).get("strategy")
+        if strategy == "deepspeed":
+            names.append("deepspeed")
         report = v.get("report_to")
         for name in [report] if isinstance(report, str) else list(report or []):
             if name != "none":

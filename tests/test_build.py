@@ -205,3 +205,37 @@ def test_a_failed_build_removes_its_staging_folder(
     monkeypatch.undo()
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize(
+    ("distributed", "expected", "extra"),
+    [
+        ("{strategy: none}", "NO", {}),
+        ("{strategy: ddp, num_processes: 4}", "MULTI_GPU", {"num_processes": 4}),
+        ("{strategy: ddp, num_machines: 2, num_processes: 8}", "MULTI_GPU", {"num_machines": 2}),
+        ("{strategy: fsdp, offload: true}", "FSDP", {"fsdp_offload_params": True}),
+        ("{strategy: deepspeed, zero_stage: 1}", "DEEPSPEED", {"zero_stage": 1}),
+        ("{strategy: deepspeed}", "DEEPSPEED", {"zero_stage": 2}),
+        ("{strategy: deepspeed, zero_stage: 3, offload: true}", "DEEPSPEED", {"zero_stage": 3}),
+    ],
+)
+def test_accelerate_reads_each_strategy(
+    tmp_path: Path, distributed: str, expected: str, extra: dict[str, object]
+) -> None:
+    pytest.importorskip("accelerate")
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "components:\n  - id: t\n    type: model-trainer\n    model: m\n    bf16: true\n"
+        f"    distributed: {distributed}\n"
+    )
+    assert main(["build", str(config), "-o", str(tmp_path / "out")]) == 0
+    loaded = load_config_from_file(str(tmp_path / "out" / "t" / "accelerate_config.yaml"))
+    assert str(loaded.distributed_type).endswith(expected)
+    assert loaded.mixed_precision == "bf16"
+    settings = {**vars(loaded), **(loaded.fsdp_config or {}), **(loaded.deepspeed_config or {})}
+    for key, value in extra.items():
+        assert settings[key] == value, (key, settings)
+    requirements = (tmp_path / "out" / "t" / "requirements.txt").read_text()
+    assert ("deepspeed" in requirements) == (expected == "DEEPSPEED")
