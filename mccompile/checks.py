@@ -29,6 +29,7 @@ LORA_KEYS = (
     "merge_adapter",
 )
 SFT_ONLY = (
+    "padding_free",
     "prompt_column",
     "response_column",
     "system_column",

@@ -47,6 +47,7 @@ REQUIREMENTS: dict[str, str] = {
     "torch-optimi": "torch-optimi>=0.2.1",
     "schedulefree": "schedulefree>=1.4",
     "deepspeed": "deepspeed>=0.16",
+    "liger-kernel": "liger-kernel>=0.6",
     "wandb": "wandb>=0.18",
     "mlflow": "mlflow>=2.10",
     "comet_ml": "comet_ml>=3.40",
@@ -130,6 +131,16 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "Speed",
+        [
+            "group_by_length",
+            "padding_free",
+            "use_liger_kernel",
+            "torch_compile",
+            "dataloader_num_workers",
+        ],
+    ),
+    (
         "Logging, evaluation and checkpoints",
         [
             "logging_steps",
@@ -153,7 +164,7 @@ class Setting:
     @property
     def inline(self) -> bool:
         """Short enough for the comment to stand beside the value."""
-        return len(self.const) + len(self.code) + len(self.note) + 6 <= 100
+        return len(f"{self.const} = {self.code}  # {self.note}") <= 100
 
 
 @dataclass(frozen=True)
@@ -381,6 +392,8 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
         if "lora_r" in job.fields:
             names.append("peft")
         optim = OPTIMIZERS.get(str(ir.lit(job.fields.get("optimizer", ir.Lit("")))), ("", None))[1]
+        if v.get("use_liger_kernel"):
+            names.append("liger-kernel")
         if v.get("quantization") or optim == "bitsandbytes":
             names.append("bitsandbytes")
         if optim and optim != "bitsandbytes":

@@ -625,6 +625,7 @@ class Resolver:
 
 SFT_FIELDS = (
     "packing",
+    "padding_free",
     "prompt_column",
     "response_column",
     "system_column",

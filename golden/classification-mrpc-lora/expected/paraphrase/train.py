@@ -83,6 +83,13 @@ FP16 = False  # FP16 mixed precision.
 BF16 = False  # BF16 mixed precision.
 SEED = 42  # Random seed.
 
+# -- Speed -------------------------------------------------------------------
+# Batch examples of similar length together (less padding when not packing).
+GROUP_BY_LENGTH = False
+USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
+TORCH_COMPILE = False  # Compile the model with torch.compile.
+DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
+
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 10  # Log every N steps.
 EVAL_STEPS = 20  # Evaluate every N steps (when there is eval data).
@@ -363,7 +370,10 @@ def training_config(args, has_eval):
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
-        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
+        use_liger_kernel=USE_LIGER_KERNEL,
+        torch_compile=TORCH_COMPILE,
+        dataloader_num_workers=DATALOADER_NUM_WORKERS,
         dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=False,
         remove_unused_columns=True,

@@ -86,6 +86,15 @@ FP16 = False  # FP16 mixed precision.
 BF16 = True  # BF16 mixed precision.
 SEED = 42  # Random seed.
 
+# -- Speed -------------------------------------------------------------------
+# Batch examples of similar length together (less padding when not packing).
+GROUP_BY_LENGTH = False
+# SFT: concatenate each batch without padding (position ids mark the examples).
+PADDING_FREE = False
+USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
+TORCH_COMPILE = False  # Compile the model with torch.compile.
+DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
+
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 10  # Log every N steps.
 EVAL_STEPS = 500  # Evaluate every N steps (when there is eval data).
@@ -341,7 +350,10 @@ def training_config(args, has_eval):
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
-        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
+        use_liger_kernel=USE_LIGER_KERNEL,
+        torch_compile=TORCH_COMPILE,
+        dataloader_num_workers=DATALOADER_NUM_WORKERS,
         dataloader_pin_memory=torch.cuda.is_available(),
         dataloader_drop_last=False,
         remove_unused_columns=True,
@@ -360,10 +372,12 @@ def training_config(args, has_eval):
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         # data: the rows arrive tokenized (input_ids, completion_mask); TRL pads or packs them
-        max_length=MAX_SEQ_LENGTH,
+        max_length=(
+            None if PADDING_FREE and not PACKING else MAX_SEQ_LENGTH
+        ),  # rows are already truncated
         packing=PACKING,
         packing_strategy="bfd",
-        padding_free=PACKING,
+        padding_free=PACKING or PADDING_FREE,
         completion_only_loss=True,
         assistant_only_loss=False,
         dataset_num_proc=DATASET_NUM_PROC,
