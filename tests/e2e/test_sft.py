@@ -233,3 +233,13 @@ def test_existing_checkpoints_are_not_overwritten(tmp_path: Path, tiny_model: Pa
     )
     assert result.returncode == 2
     assert "pass --resume" in result.stderr
+
+
+@pytest.mark.parametrize("fields", [{"padding_free": True}, {"group_by_length": True}])
+def test_speed_settings_train(tmp_path: Path, tiny_model: Path, fields: dict[str, bool]) -> None:
+    rows = [
+        {"prompt": f"Count to {i}.", "response": " ".join(map(str, range(i)))} for i in range(1, 40)
+    ]
+    data = _write_jsonl(tmp_path / "pr.jsonl", rows)
+    out = _train(tmp_path, tiny_model, data, peft_adapter="lora", **fields)
+    _assert_adapter(out)
