@@ -13,31 +13,11 @@ from typing import Any
 
 from mccompile import ir
 from mccompile.errors import Diagnostics
+from mccompile.fields import CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
 from mccompile.loader import Document, Path_
 
 Where = Callable[[str], Path_]
 
-LORA_KEYS = (
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_target_modules",
-    "lora_bias",
-    "use_dora",
-    "use_rslora",
-    "lora_modules_to_save",
-    "merge_adapter",
-)
-SFT_ONLY = (
-    "padding_free",
-    "prompt_column",
-    "response_column",
-    "system_column",
-    "messages_column",
-    "train_on_prompt",
-    "packing",
-)
-CLASSIFICATION_ONLY = ("text_pair_column", "label_column", "labels")
 VALUE_OPERATORS = (
     "eq",
     "neq",
@@ -89,7 +69,7 @@ class Checker:
         task = val("task")
         cid = job.component
         if task == "sft":
-            for key in CLASSIFICATION_ONLY:
+            for key in CLASSIFICATION_FIELDS:
                 if key in given:
                     self._error(
                         "wrong-task",
@@ -130,7 +110,7 @@ class Checker:
                     where("train_on_prompt"),
                 )
         elif task == "classification":
-            for key in SFT_ONLY:
+            for key in SFT_FIELDS:
                 if key in given:
                     self._error(
                         "wrong-task",
@@ -143,7 +123,7 @@ class Checker:
             self._error("precision", "fp16 and bf16 are both true; choose one", where("bf16"))
         lora = val("peft_adapter") == "lora" or not isinstance(f.get("peft_adapter"), ir.Lit)
         if not lora:
-            for key in LORA_KEYS:
+            for key in LORA_FIELDS:
                 if key in given:
                     self._error(
                         "needs-lora",

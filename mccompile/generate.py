@@ -12,6 +12,7 @@ from typing import Any
 from mccompile import __version__, ir
 from mccompile import schema as sch
 from mccompile.conditions import compile_condition
+from mccompile.fields import BNB4_FIELDS, LORA_FIELDS
 from mccompile.render import comment, py, render_python, render_text
 
 # optimizer in the config -> (transformers' optim name, extra requirement or None)
@@ -93,21 +94,8 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "validation_split",
         ],
     ),
-    (
-        "LoRA",
-        [
-            "lora_r",
-            "lora_alpha",
-            "lora_dropout",
-            "lora_target_modules",
-            "lora_bias",
-            "use_dora",
-            "use_rslora",
-            "lora_modules_to_save",
-            "merge_adapter",
-        ],
-    ),
-    ("Quantization", ["quantization", "bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant"]),
+    ("LoRA", list(LORA_FIELDS)),
+    ("Quantization", ["quantization", *BNB4_FIELDS]),
     (
         "Optimization",
         [

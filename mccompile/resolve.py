@@ -9,6 +9,7 @@ from mccompile import ir
 from mccompile import schema as sch
 from mccompile.bind import Binder, Context, Scope, input_names
 from mccompile.errors import Diagnostics
+from mccompile.fields import BNB4_FIELDS, CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
 from mccompile.graph import find_cycle, run_order
 from mccompile.loader import Document, Path_
 from mccompile.validate import suggest
@@ -621,30 +622,6 @@ class Resolver:
             else:
                 self.doc.rename((*path, "lora", key), (*cpath, flat))
                 self.nested_names[(*cpath, flat)] = f"lora.{key}"
-
-
-SFT_FIELDS = (
-    "packing",
-    "padding_free",
-    "prompt_column",
-    "response_column",
-    "system_column",
-    "messages_column",
-    "train_on_prompt",
-)
-CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")
-LORA_FIELDS = (
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_target_modules",
-    "lora_bias",
-    "use_dora",
-    "use_rslora",
-    "lora_modules_to_save",
-    "merge_adapter",
-)
-BNB4_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant")
 
 
 def _drop_unchosen(fields: dict[str, ir.Value], explicit: set[str]) -> None:

@@ -1,0 +1,26 @@
+"""Groups of trainer fields that apply together (one list each, used everywhere)."""
+
+from __future__ import annotations
+
+LORA_FIELDS = (
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "lora_bias",
+    "use_dora",
+    "use_rslora",
+    "lora_modules_to_save",
+    "merge_adapter",
+)
+BNB4_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant")
+SFT_FIELDS = (
+    "packing",
+    "padding_free",
+    "prompt_column",
+    "response_column",
+    "system_column",
+    "messages_column",
+    "train_on_prompt",
+)
+CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")
