@@ -178,6 +178,18 @@ class Checker:
                 "per_device_eval_batch_size is set but there is no eval data",
                 where("per_device_eval_batch_size"),
             )
+        kwargs = val("lr_scheduler_kwargs")
+        if (
+            val("lr_scheduler_type") == "warmup_stable_decay"
+            and isinstance(kwargs, dict)
+            and "num_decay_steps" not in kwargs
+        ):
+            self._error(
+                "scheduler",
+                "warmup_stable_decay needs lr_scheduler_kwargs: {num_decay_steps: N}"
+                " (the steps of its final decay)",
+                where("lr_scheduler_type"),
+            )
         if val("lr_scheduler_type") == "reduce_lr_on_plateau" and not has_eval:
             self._error(
                 "needs-eval",

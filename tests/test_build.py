@@ -239,3 +239,73 @@ def test_accelerate_reads_each_strategy(
         assert settings[key] == value, (key, settings)
     requirements = (tmp_path / "out" / "t" / "requirements.txt").read_text()
     assert ("deepspeed" in requirements) == (expected == "DEEPSPEED")
+
+
+OPTIMIZER_NAMES = {
+    "adamw_torch": ("adamw_torch", None),
+    "adamw_torch_fused": ("adamw_torch_fused", None),
+    "adamw_8bit": ("adamw_8bit", "bitsandbytes"),
+    "adamw_bnb_8bit": ("adamw_bnb_8bit", "bitsandbytes"),
+    "adafactor": ("adafactor", None),
+    "lomo": ("lomo", "lomo-optim"),
+    "galore_adamw": ("galore_adamw", "galore-torch"),
+    "galore_adamw_8bit": ("galore_adamw_8bit", "galore-torch"),
+    "grokadamw": ("grokadamw", "grokadamw"),
+    "stableadamw": ("stable_adamw", "torch-optimi"),
+    "schedule_free_radamw": ("schedule_free_radam", "schedulefree"),
+    "sgd": ("sgd", None),
+    "adagrad": ("adagrad", None),
+    "rmsprop": ("rmsprop", None),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZER_NAMES))
+def test_every_guide_optimizer_maps_to_transformers(tmp_path: Path, optimizer: str) -> None:
+    transformers_name, package = OPTIMIZER_NAMES[optimizer]
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "components:\n  - id: t\n    type: model-trainer\n    model: m\n"
+        f"    optimizer: {optimizer}\n"
+    )
+    assert main(["build", str(config), "-o", str(tmp_path / "out")]) == 0
+    program = (tmp_path / "out" / "t" / "train.py").read_text()
+    assert f'OPTIMIZER = "{transformers_name}"' in program
+    requirements = (tmp_path / "out" / "t" / "requirements.txt").read_text()
+    if package:
+        assert package in requirements
+    assert ("optim_target_modules" in program) == optimizer.startswith("galore")
+    pytest.importorskip("transformers")
+    from transformers.training_args import OptimizerNames
+
+    assert transformers_name in {o.value for o in OptimizerNames}
+
+
+SCHEDULERS = [
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_guide_scheduler_builds(tmp_path: Path, scheduler: str) -> None:
+    config = tmp_path / "c.yaml"
+    extra = "    validation_split: 0.1\n" if scheduler == "reduce_lr_on_plateau" else ""
+    if scheduler == "warmup_stable_decay":
+        extra += "    lr_scheduler_kwargs: {num_decay_steps: 100}\n"
+    config.write_text(
+        "components:\n  - id: t\n    type: model-trainer\n    model: m\n"
+        f"    lr_scheduler_type: {scheduler}\n{extra}"
+    )
+    assert main(["build", str(config), "-o", str(tmp_path / "out")]) == 0
+    program = (tmp_path / "out" / "t" / "train.py").read_text()
+    assert f'LR_SCHEDULER_TYPE = "{scheduler}"' in program
+    if scheduler == "cosine_with_min_lr":
+        assert 'LR_SCHEDULER_KWARGS = {"min_lr_rate": 0.1}' in program

@@ -243,3 +243,11 @@ def test_speed_settings_train(tmp_path: Path, tiny_model: Path, fields: dict[str
     data = _write_jsonl(tmp_path / "pr.jsonl", rows)
     out = _train(tmp_path, tiny_model, data, peft_adapter="lora", **fields)
     _assert_adapter(out)
+
+
+def test_tensorboard_logs_when_asked(tmp_path: Path, tiny_model: Path) -> None:
+    pytest.importorskip("tensorboard")
+    rows = [{"text": f"line {i}"} for i in range(16)]
+    data = _write_jsonl(tmp_path / "t.jsonl", rows)
+    out = _train(tmp_path, tiny_model, data, text_column="text", report_to="tensorboard")
+    assert list((out / "runs").rglob("events.out.tfevents.*"))
