@@ -298,12 +298,20 @@ class Checker:
                     where("trust_remote_code"),
                 )
             if val("streaming") is True:
-                self._error(
-                    "unsupported",
-                    "streaming: true is not supported by mccompile yet: the programs check,"
-                    " split and tokenize whole datasets; use split slicing such as train[:10%]",
-                    where("streaming"),
-                )
+                if isinstance(val("fraction"), (int, float)) and val("fraction") < 1:
+                    self._error(
+                        "streaming",
+                        "fraction needs the dataset's length, which a stream does not have;"
+                        " filter or select the rows after loading instead",
+                        where("fraction"),
+                    )
+                if "[" in str(val("split") or ""):
+                    self._error(
+                        "streaming",
+                        "split slicing such as train[:10%] needs the dataset's length, which a"
+                        " stream does not have",
+                        where("split"),
+                    )
             return
         method = job.method
         if method == "select":
@@ -344,6 +352,48 @@ class Checker:
         elif method == "concat":
             self._need(job, "datasets", where)
 
+    def streams(self, wf: ir.Workflow, locate: Callable[[str], Where]) -> None:
+        """What a stream (a loader with streaming: true) cannot feed: its length is unknown."""
+        streamed = streamed_jobs(wf)
+        for job in wf.jobs:
+            where = locate(job.id)
+            fed = any(
+                isinstance(r, ir.JobRef) and r.job in streamed
+                for v in job.fields.values()
+                for r in ir.refs(v)
+            )
+            if not fed:
+                continue
+            if job.method == "select" and ir.lit(job.fields.get("axis", ir.Lit(None))) == "rows":
+                self._error(
+                    "streaming",
+                    f"select rows needs the dataset's length; job '{job.id}' reads a stream",
+                    where("indices"),
+                )
+            if job.kind != "train":
+                continue
+            max_steps = job.fields.get("max_steps", ir.Lit(None))
+            if isinstance(max_steps, ir.Lit) and max_steps.value is None:
+                self._error(
+                    "streaming",
+                    f"job '{job.id}' trains on a stream, whose length is unknown: set max_steps",
+                    where("max_steps"),
+                )
+            if "validation_split" in job.explicit:
+                self._error(
+                    "streaming",
+                    "validation_split cannot carve rows out of a stream; give an eval_dataset",
+                    where("validation_split"),
+                )
+            labels = job.fields.get("labels", ir.Lit(None))
+            classification = ir.lit(job.fields["task"]) == "classification"
+            if classification and isinstance(labels, ir.Lit) and labels.value is None:
+                self._error(
+                    "streaming",
+                    "a stream cannot be read ahead for its classes: give labels",
+                    where("labels"),
+                )
+
     def _need(self, job: ir.Job, key: str, where: Where) -> None:
         if key not in job.fields:
             self._error(
@@ -351,6 +401,21 @@ class Checker:
                 f"{job.method} needs '{key}' (in component '{job.component}' or the job's input)",
                 where(key),
             )
+
+
+def streamed_jobs(wf: ir.Workflow) -> set[str]:
+    """The jobs whose result is a stream: streaming loaders and what reads them."""
+    streamed: set[str] = set()
+    for job in wf.jobs:
+        loads_stream = job.kind == "load" and ir.lit(job.fields.get("streaming", ir.Lit(False)))
+        reads_stream = job.kind == "op" and any(
+            isinstance(r, ir.JobRef) and r.job in streamed
+            for v in job.fields.values()
+            for r in ir.refs(v)
+        )
+        if loads_stream is True or reads_stream:
+            streamed.add(job.id)
+    return streamed
 
 
 def template_problem(template: str) -> str | None:

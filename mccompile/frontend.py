@@ -41,12 +41,16 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
     workflows = resolver.resolve()
     checker = Checker(doc, diags, resolver.nested_names)
     for wf in workflows:
+
+        def locate(job_id: str, wf_id: str = wf.id) -> Callable[[str], Path_]:
+            return _locator(resolver.origins.get((wf_id, job_id), {}))
+
         for job in wf.jobs:
-            where = _locator(resolver.origins.get((wf.id, job.id), {}))
             if job.kind == "train":
-                checker.trainer(job, where)
+                checker.trainer(job, locate(job.id))
             else:
-                checker.dataset_job(job, where)
+                checker.dataset_job(job, locate(job.id))
+        checker.streams(wf, locate)
     if diags.has_errors:
         raise ConfigError(diags)
     config = ir.Config(

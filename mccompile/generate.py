@@ -11,6 +11,7 @@ from typing import Any
 
 from mccompile import __version__, ir
 from mccompile import schema as sch
+from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
 from mccompile.fields import BNB4_FIELDS, LORA_FIELDS
 from mccompile.render import comment, py, render_python, render_text
@@ -63,6 +64,13 @@ TORCH_DTYPES = {
     "float32": "torch.float32",
     "float16": "torch.float16",
     "bfloat16": "torch.bfloat16",
+}
+# helpers that other helpers call
+HELPER_NEEDS = {
+    "report": {"size", "first_rows"},
+    "filter_rows": {"first_rows", "progress"},
+    "filter_with": {"first_rows", "progress"},
+    "map_template": {"first_rows", "progress"},
 }
 # standard-library modules each dataset helper needs
 HELPER_IMPORTS = {
@@ -204,6 +212,7 @@ class Program:
     imports: list[str] = field(default_factory=list)
     runtime: list[Setting] = field(default_factory=list)
     keep_functions: list[KeepFunction] = field(default_factory=list)
+    streaming: bool = False
 
 
 def code(value: ir.Value) -> str:
@@ -488,6 +497,11 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
         _train(p, trainer)
     _requirements(p, trainer)
     _launch(p, trainer)
+    if trainer is not None:
+        p.helpers |= {"size", "first_rows", "progress"}
+    for helper in list(p.helpers):
+        p.helpers |= HELPER_NEEDS.get(helper, set())
+    p.streaming = bool(streamed_jobs(wf))
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
         needed |= {"os", "signal"}

@@ -110,9 +110,29 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
+def progress(dataset, text, processes=None):
+    """map / filter options: a progress bar, and ``processes`` for 2,000 rows or more."""
+    return {"desc": text, "num_proc": processes if len(dataset) >= 2000 else None}
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
@@ -160,13 +180,14 @@ def text_columns():
 def check_data(dataset, name):
     """Stop on missing columns or malformed rows before any weights are loaded."""
     for column in [*text_columns(), LABEL_COLUMN]:
-        if column not in dataset.column_names:
+        if column not in column_names(dataset):
             raise DataError(
-                f"the {name} data has no column {column!r}; its columns are {dataset.column_names}"
+                f"the {name} data has no column {column!r}; its columns are {column_names(dataset)}"
             )
-    if len(dataset) == 0:
+    rows = first_rows(dataset, 1000)
+    if not rows:
         raise DataError(f"the {name} data has no rows")
-    for index, row in enumerate(dataset.select(range(min(len(dataset), 1000)))):
+    for index, row in enumerate(rows):
         for column in text_columns():
             if not isinstance(row[column], str):
                 raise DataError(
@@ -208,10 +229,12 @@ def label_names(train_data, eval_data):
 def encode_labels(dataset, names):
     """Labels as class ids 0..N-1; string labels by name, integers as they are (or by their sorted order)."""
     ids = {name: index for index, name in enumerate(names)}
-    sample = dataset[0][LABEL_COLUMN]
+    sample = first_rows(dataset, 1)[0][LABEL_COLUMN]
     if isinstance(sample, int) and LABELS is not None:
-        return dataset.map(lambda row: {"labels": row[LABEL_COLUMN]}, desc="labels")
-    return dataset.map(lambda row: {"labels": ids[str(row[LABEL_COLUMN])]}, desc="labels")
+        return dataset.map(lambda row: {"labels": row[LABEL_COLUMN]}, **progress(dataset, "labels"))
+    return dataset.map(
+        lambda row: {"labels": ids[str(row[LABEL_COLUMN])]}, **progress(dataset, "labels")
+    )
 
 
 def tokenize(dataset, tokenizer, name):
@@ -225,9 +248,8 @@ def tokenize(dataset, tokenizer, name):
     return dataset.map(
         encode,
         batched=True,
-        remove_columns=[c for c in dataset.column_names if c != "labels"],
-        num_proc=DATASET_NUM_PROC if len(dataset) >= 2000 else None,
-        desc=f"tokenizing the {name} data",
+        remove_columns=[c for c in column_names(dataset) if c != "labels"],
+        **progress(dataset, f"tokenizing the {name} data", DATASET_NUM_PROC),
     )
 
 
@@ -257,7 +279,7 @@ def prepare_data(args, tokenizer):
         check_data(eval_data, "evaluation")
     names = label_names(train_data, eval_data)
     print(
-        f"[data] {len(train_data)} training rows; {len(eval_data) if eval_data is not None else 0} evaluation rows; {len(names)} classes: {names}"
+        f"[data] {size(train_data)} training rows; {size(eval_data) if eval_data is not None else 0} evaluation rows; {len(names)} classes: {names}"
     )
     train_data = tokenize(encode_labels(train_data, names), tokenizer, "training")
     if eval_data is not None:
@@ -525,8 +547,8 @@ def main(argv=None):
     with state.main_process_first():  # the main process prepares, the others read its cache
         train_data, eval_data, names = prepare_data(args, tokenizer)
     if args.dry_run:
-        for index in range(min(SHOW_EXAMPLES, len(train_data))):
-            show_example(train_data[index], tokenizer, names, index)
+        for index, example in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
+            show_example(example, tokenizer, names, index)
         print("[dry-run] the data is ready; no weights were loaded")
         return 0
     resume = resume_point(args)

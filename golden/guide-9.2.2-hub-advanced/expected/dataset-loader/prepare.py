@@ -33,9 +33,24 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 FILE_LOADERS = {
@@ -97,6 +112,8 @@ def load_hub(
         )
     except (FileNotFoundError, ConnectionError, ValueError, OSError) as error:
         raise DataError(f"cannot load dataset {path!r} (split {split!r}): {error}") from error
+    if streaming:  # a stream's length is unknown: shuffled in a buffer, never cut to a fraction
+        return dataset.shuffle(seed=seed, buffer_size=10_000) if shuffle else dataset
     return take_fraction(dataset, fraction, shuffle, seed)
 
 

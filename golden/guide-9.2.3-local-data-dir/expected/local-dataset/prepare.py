@@ -33,9 +33,24 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 def take_fraction(dataset, fraction, shuffle, seed):

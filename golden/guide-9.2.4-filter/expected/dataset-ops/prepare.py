@@ -34,9 +34,29 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
+def progress(dataset, text, processes=None):
+    """map / filter options: a progress bar, and ``processes`` for 2,000 rows or more."""
+    return {"desc": text, "num_proc": processes if len(dataset) >= 2000 else None}
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 FILE_LOADERS = {
@@ -158,8 +178,8 @@ def matches(condition, row):
 
 def filter_rows(dataset, condition):
     """Keep the rows for which ``condition`` (given at run time) holds."""
-    check_condition(condition, dataset.column_names)
-    return dataset.filter(lambda row: matches(condition, row), desc="filter")
+    check_condition(condition, column_names(dataset))
+    return dataset.filter(lambda row: matches(condition, row), **progress(dataset, "filter"))
 
 
 def parse_args(argv=None):

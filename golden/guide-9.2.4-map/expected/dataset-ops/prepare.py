@@ -34,9 +34,29 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
+def progress(dataset, text, processes=None):
+    """map / filter options: a progress bar, and ``processes`` for 2,000 rows or more."""
+    return {"desc": text, "num_proc": processes if len(dataset) >= 2000 else None}
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 FILE_LOADERS = {
@@ -91,18 +111,15 @@ def map_template(dataset, template, output_column, remove_columns):
         raise DataError(
             f"map: bad template {template!r}: {error} (write {{{{ and }}}} for literal braces)"
         ) from error
-    missing = [name for name in fields if name not in dataset.column_names]
+    known = column_names(dataset)
+    missing = [name for name in fields if name not in known]
     if missing:
-        raise DataError(
-            f"map: the template names column {missing[0]!r}; the columns are {dataset.column_names}"
-        )
+        raise DataError(f"map: the template names column {missing[0]!r}; the columns are {known}")
     if remove_columns is True:
-        remove_columns = dataset.column_names
-    unknown = [c for c in remove_columns or [] if c not in dataset.column_names]
+        remove_columns = known
+    unknown = [c for c in remove_columns or [] if c not in known]
     if unknown:
-        raise DataError(
-            f"map: remove_columns names column {unknown[0]!r}; the columns are {dataset.column_names}"
-        )
+        raise DataError(f"map: remove_columns names column {unknown[0]!r}; the columns are {known}")
     return dataset.map(
         lambda row: {
             output_column: template.format_map(
@@ -110,7 +127,7 @@ def map_template(dataset, template, output_column, remove_columns):
             )
         },
         remove_columns=remove_columns or None,
-        desc="map",
+        **progress(dataset, "map"),
     )
 
 

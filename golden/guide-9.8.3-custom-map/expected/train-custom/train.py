@@ -120,9 +120,29 @@ class DataError(Exception):
     """A problem with the data, the options or the environment: reported without a traceback."""
 
 
+def size(dataset):
+    """The number of rows."""
+    return len(dataset)
+
+
+def first_rows(dataset, count):
+    """The first ``count`` rows, as dicts."""
+    return [dataset[index] for index in range(min(count, len(dataset)))]
+
+
+def column_names(dataset):
+    """The column names."""
+    return dataset.column_names
+
+
+def progress(dataset, text, processes=None):
+    """map / filter options: a progress bar, and ``processes`` for 2,000 rows or more."""
+    return {"desc": text, "num_proc": processes if len(dataset) >= 2000 else None}
+
+
 def report(job, dataset):
     """One line per dataset job: what came out of it."""
-    print(f"[data] {job}: {dataset.num_rows} rows, columns {dataset.column_names}")
+    print(f"[data] {job}: {size(dataset)} rows, columns {column_names(dataset)}")
 
 
 def take_fraction(dataset, fraction, shuffle, seed):
@@ -168,18 +188,15 @@ def map_template(dataset, template, output_column, remove_columns):
         raise DataError(
             f"map: bad template {template!r}: {error} (write {{{{ and }}}} for literal braces)"
         ) from error
-    missing = [name for name in fields if name not in dataset.column_names]
+    known = column_names(dataset)
+    missing = [name for name in fields if name not in known]
     if missing:
-        raise DataError(
-            f"map: the template names column {missing[0]!r}; the columns are {dataset.column_names}"
-        )
+        raise DataError(f"map: the template names column {missing[0]!r}; the columns are {known}")
     if remove_columns is True:
-        remove_columns = dataset.column_names
-    unknown = [c for c in remove_columns or [] if c not in dataset.column_names]
+        remove_columns = known
+    unknown = [c for c in remove_columns or [] if c not in known]
     if unknown:
-        raise DataError(
-            f"map: remove_columns names column {unknown[0]!r}; the columns are {dataset.column_names}"
-        )
+        raise DataError(f"map: remove_columns names column {unknown[0]!r}; the columns are {known}")
     return dataset.map(
         lambda row: {
             output_column: template.format_map(
@@ -187,7 +204,7 @@ def map_template(dataset, template, output_column, remove_columns):
             )
         },
         remove_columns=remove_columns or None,
-        desc="map",
+        **progress(dataset, "map"),
     )
 
 
@@ -202,14 +219,15 @@ def required_columns(fmt):
 
 def check_data(dataset, fmt, name):
     """Stop on missing columns or malformed rows before any weights are loaded."""
-    missing = [c for c in required_columns(fmt) if c not in dataset.column_names]
+    missing = [c for c in required_columns(fmt) if c not in column_names(dataset)]
     if missing:
         raise DataError(
-            f"the {name} data has no column {missing[0]!r} ({fmt} format); its columns are {dataset.column_names}"
+            f"the {name} data has no column {missing[0]!r} ({fmt} format); its columns are {column_names(dataset)}"
         )
-    if len(dataset) == 0:
+    rows = first_rows(dataset, 1000)
+    if not rows:
         raise DataError(f"the {name} data has no rows")
-    for index, row in enumerate(dataset.select(range(min(len(dataset), 1000)))):
+    for index, row in enumerate(rows):
         for column in required_columns(fmt):
             if not isinstance(row[column], str):
                 raise DataError(
@@ -305,17 +323,16 @@ def tokenize(dataset, fmt, tokenizer, adds_bos, name):
         tokenize_batch,
         batched=True,
         fn_kwargs={"fmt": fmt, "tokenizer": tokenizer, "adds_bos": adds_bos},
-        remove_columns=dataset.column_names,
-        num_proc=DATASET_NUM_PROC if len(dataset) >= 2000 else None,
-        desc=f"tokenizing the {name} data",
+        remove_columns=column_names(dataset),
+        **progress(dataset, f"tokenizing the {name} data", DATASET_NUM_PROC),
     )
-    before = len(dataset)
+    before = size(dataset)
     dataset = dataset.filter(lambda mask: 1 in mask, input_columns="completion_mask")
-    if len(dataset) < before:
+    if before != size(dataset):
         print(
-            f"[data] dropped {before - len(dataset)} {name} rows with no response left after truncation to {MAX_SEQ_LENGTH} tokens"
+            f"[data] dropped {before - size(dataset)} {name} rows with no response left after truncation to {MAX_SEQ_LENGTH} tokens"
         )
-    if len(dataset) == 0:
+    if not first_rows(dataset, 1):
         raise DataError(
             f"no {name} rows left after tokenization (MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH})"
         )
@@ -610,7 +627,7 @@ def prepare_data(args, tokenizer):
         "its chat template" if tokenizer.chat_template else "the plain format (no chat template)"
     )
     print(
-        f"[data] format: {fmt}; {len(train_data)} training rows; {len(eval_data) if eval_data is not None else 0} evaluation rows; loss on {LOSS_ON}; using {template}"
+        f"[data] format: {fmt}; {size(train_data)} training rows; {size(eval_data) if eval_data is not None else 0} evaluation rows; loss on {LOSS_ON}; using {template}"
     )
     train_data = tokenize(train_data, fmt, tokenizer, adds_bos, "training")
     if eval_data is not None:
@@ -628,8 +645,8 @@ def main(argv=None):
     with state.main_process_first():  # the main process prepares, the others read its cache
         train_data, eval_data = prepare_data(args, tokenizer)
     if args.dry_run:
-        for index in range(min(SHOW_EXAMPLES, len(train_data))):
-            show_example(train_data[index], tokenizer, index)
+        for index, example in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
+            show_example(example, tokenizer, index)
         print("[dry-run] the data is ready; no weights were loaded")
         return 0
     resume = resume_point(args)
