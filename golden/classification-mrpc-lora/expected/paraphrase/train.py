@@ -382,6 +382,9 @@ def training_config(args, has_eval):
         gradient_accumulation_steps=GRADIENT_ACCUMULATION_STEPS,
         learning_rate=LEARNING_RATE,
         optim=OPTIMIZER,
+        adam_beta1=0.9,  # the optimizer's other settings, at transformers' values
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
         lr_scheduler_type=LR_SCHEDULER_TYPE,
         lr_scheduler_kwargs=LR_SCHEDULER_KWARGS,
         warmup_steps=WARMUP_STEPS,
