@@ -1,6 +1,6 @@
 """Measurement harness: runs a training program unchanged, in this process, and records what it does.
 
-    python benchmarks/harness.py train   --metrics OUT.json -- PROGRAM.py [program options]
+    python benchmarks/harness.py train   --metrics OUT.json [--group-by-length] -- PROGRAM.py [options]
     python benchmarks/harness.py padding --metrics OUT.json [--group-by-length] -- PROGRAM.py [options]
     python benchmarks/harness.py prep    --metrics OUT.json --program train.py --dataset FILE
                                          [--num-proc N] [--force-num-proc]
@@ -18,10 +18,13 @@ after hooking TRL's SFTTrainer (the class both programs use), and writes OUT.jso
 * phase times: trainer construction (and within it TRL's dataset preparation), train begin/end.
 * the model's storage in bytes (parameters + buffers, as stored: 4-bit weights count packed).
 
+With ``--group-by-length`` (train and padding) the harness switches the trainer to transformers'
+``train_sampling_strategy="group_by_length"`` before it builds its data loader: a what-if, not
+what the program does.
+
 ``padding`` runs PROGRAM up to ``trainer.train()`` and, instead of training, collates one whole
 epoch through the trainer's own data loader (its sampler, seed and collator), counting real and
-processed tokens; with ``--group-by-length`` it first switches the trainer to transformers'
-``train_sampling_strategy="group_by_length"`` (a what-if, not what the program does).
+processed tokens.
 
 ``prep`` imports a generated train.py as a module and times its data preparation: loading,
 checking and tokenizing (``prepare_data``), then the preparation TRL applies to the tokenized
@@ -80,10 +83,13 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
             metrics["t_train_begin"] = now()
 
         def on_step_end(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # the step's kernels are done when its time is taken
             steps.append(
                 {
                     "step": state.global_step,
                     "t": now(),
+                    "cpu": time.process_time(),  # CPU time of the whole process (all threads)
                     "real": totals["real"],
                     "processed": totals["processed"],
                     "micro_batches": totals["micro_batches"],
@@ -92,17 +98,32 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
 
         def on_train_end(self, args, state, control, **kwargs):
             metrics["t_train_end"] = now()
+            if torch.cuda.is_available():
+                metrics["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated()
+                metrics["cuda_max_memory_reserved"] = torch.cuda.max_memory_reserved()
+                metrics["cuda_device"] = torch.cuda.get_device_name()
+
+    attention = {"useful": 0, "computed": 0}
+    metrics["attention_scores"] = attention
 
     def count_collator(collate):
         def wrapped(examples):
             batch = collate(examples)
             real = 0
+            sequences = []
             for example in examples:
                 if "seq_lengths" in example:
                     real += int(sum(example["seq_lengths"]))
+                    sequences += [int(n) for n in example["seq_lengths"]]
                 else:
                     real += len(example["input_ids"])
+                    sequences.append(len(example["input_ids"]))
+            shape = batch["input_ids"].shape
             fifo.append((real, int(batch["input_ids"].numel())))
+            # query x key scores per layer and head: the ones between tokens of one sequence are useful,
+            # the attention kernel computes rows x length^2 (a mask does not make it skip the others)
+            attention["useful"] += sum(n * n for n in sequences)
+            attention["computed"] += int(shape[0]) * int(shape[-1]) ** 2
             return batch
 
         return wrapped
@@ -114,6 +135,9 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
         original_init(self, *args, **kwargs)
         metrics["t_trainer_init_end"] = now()
         self.data_collator = count_collator(self.data_collator)
+        if group_by_length:  # a what-if: the sampler transformers offers against padding
+            self.args.train_sampling_strategy = "group_by_length"
+        metrics["sampling"] = self.args.train_sampling_strategy
         self.add_callback(Timing())
         model = self.model
         metrics["model_storage_bytes"] = sum(
@@ -136,8 +160,6 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
 
     def probe_train(self, *args, **kwargs):
         """The padding probe: one epoch of collated batches, no training."""
-        if group_by_length:
-            self.args.train_sampling_strategy = "group_by_length"
         loader = self.get_train_dataloader()
         lengths = []
         for _batch in loader:
@@ -187,8 +209,10 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     metrics["t_module_imported"] = now()
-    module.DATASET_NUM_PROC = args.num_proc
-    metrics["num_proc"] = args.num_proc
+    if args.num_proc:
+        module.DATASET_NUM_PROC = args.num_proc
+    metrics["num_proc"] = module.DATASET_NUM_PROC
+    metrics["tokenize_num_proc"] = module.DATASET_NUM_PROC if args.force_num_proc else None
     if args.force_num_proc:
         original_map = datasets.Dataset.map
 
@@ -229,6 +253,19 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
     metrics["t_trl_imported"] = now()
     config = module.training_config(program_args, False)
     fake_self = types.SimpleNamespace(completion_only_loss=True, _tokenizer=tokenizer, chat_template=None)
+    passes: dict = collections.defaultdict(float)
+    for method in ("map", "filter"):
+        original_method = getattr(datasets.Dataset, method)
+
+        def timed_pass(self, *a, _original=original_method, **kw):
+            started = now()
+            try:
+                return _original(self, *a, **kw)
+            finally:
+                passes[str(kw.get("desc") or "other").split(" (")[0]] += now() - started
+
+        setattr(datasets.Dataset, method, timed_pass)
+    metrics["trl_passes_s"] = passes
     started = now()
     prepared = SFTTrainer._prepare_dataset(fake_self, train_data, tokenizer, config, module.PACKING, None, "train")
     metrics["trl_prepare_dataset_s"] = now() - started
@@ -250,10 +287,15 @@ def main() -> int:
     parser.add_argument("--program")
     parser.add_argument("--dataset")
     parser.add_argument("--output-dir", default="./benchmarks/.cache/runs/prep")
-    parser.add_argument("--num-proc", type=int, default=1)
+    parser.add_argument("--num-proc", type=int, default=0, help="0: the program's own DATASET_NUM_PROC")
     parser.add_argument("--force-num-proc", action="store_true")
     args = parser.parse_args(argv)
     metrics: dict = {"mode": args.mode, "argv": rest}
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank:  # under accelerate launch: each process writes its own file; rank 0 the one named
+        args.metrics = f"{args.metrics}.rank{rank}"
+    metrics["rank"] = rank
+    metrics["world_size"] = int(os.environ.get("WORLD_SIZE", "1") or 1)
     try:
         if args.mode == "prep":
             code = prep(args, metrics)

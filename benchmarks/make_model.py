@@ -6,7 +6,7 @@ embeddings, and a byte-level BPE trained the way examples/make_tiny_model.py tra
 tokenizer, but on the benchmark data itself (vocab 16,000) so that token counts look like a
 real tokenizer's (a ~1,000-token vocab would split Chinese into bytes).
 
-``--preset 1b`` is the ~1B-parameter model of gpu_check.py (hidden 2048, 16 layers,
+``--preset 1b`` is the ~0.94B-parameter model of gpu_check.py (hidden 2048, 16 layers,
 intermediate 5504, vocab 32,000).
 
     python benchmarks/make_model.py DEST [--preset bench|1b] [--data FILE.json ...] [--dtype float32]
@@ -32,7 +32,7 @@ PRESETS = {
         num_key_value_heads=8,
         vocab_size=16000,
     ),
-    # ~1.1B parameters
+    # ~0.94B parameters (0.81B in the decoder layers)
     "1b": dict(
         hidden_size=2048,
         intermediate_size=5504,
@@ -75,8 +75,13 @@ def synthetic_corpus(n: int = 4000) -> list[str]:
 
 
 def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, dtype: str = "float32",
-               seed: int = 0) -> dict:
-    """Write tokenizer + model to ``dest``; return a description (parameter count, sizes)."""
+               seed: int = 0, weights: bool = True, device: str = "cpu") -> dict:
+    """Write tokenizer + model to ``dest``; return a description (parameter count, sizes).
+
+    ``weights=False`` writes the tokenizer and config.json only and counts the parameters on the
+    meta device (no memory, no time): enough for a generated program's ``--dry-run``.
+    ``device`` is where the random weights are initialised (``cuda`` is much faster for 1B).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -118,9 +123,14 @@ def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, 
     )
     torch.manual_seed(seed)
     torch_dtype = getattr(torch, dtype)
-    with torch.device("cpu"):
-        model = LlamaForCausalLM(config).to(torch_dtype)
-    model.save_pretrained(dest)
+    if weights:
+        with torch.device(device):
+            model = LlamaForCausalLM(config).to(torch_dtype)
+        model.save_pretrained(dest)
+    else:
+        with torch.device("meta"):
+            model = LlamaForCausalLM(config)
+        config.save_pretrained(dest)
     n_params = sum(p.numel() for p in model.parameters())
     n_embed = model.model.embed_tokens.weight.numel() + model.lm_head.weight.numel()
     info = {
@@ -132,6 +142,7 @@ def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, 
                    ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                     "num_attention_heads", "num_key_value_heads")},
         "dtype": dtype,
+        "weights": weights,
         "corpus_lines": len(lines),
     }
     with open(os.path.join(dest, "bench_model_info.json"), "w") as handle:
@@ -145,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="bench")
     parser.add_argument("--data", nargs="*", default=None, help="Alpaca-format json files to train the BPE on")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--device", default="cpu", help="where to initialise the weights (cpu, cuda)")
+    parser.add_argument("--no-weights", action="store_true", help="tokenizer and config.json only")
     args = parser.parse_args(argv)
     started = time.time()
-    info = make_model(args.dest, args.preset, args.data, args.dtype)
+    info = make_model(args.dest, args.preset, args.data, args.dtype, weights=not args.no_weights,
+                      device=args.device)
     print(json.dumps({**info, "seconds": round(time.time() - started, 2)}))
     return 0
 
