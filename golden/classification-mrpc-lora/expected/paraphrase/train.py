@@ -84,8 +84,8 @@ BF16 = False  # BF16 mixed precision.
 SEED = 42  # Random seed.
 
 # -- Speed -------------------------------------------------------------------
-# Batch examples of similar length together (less padding when not packing).
-GROUP_BY_LENGTH = False
+# Batch examples of similar length together: far less padding when not packing.
+GROUP_BY_LENGTH = True
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).

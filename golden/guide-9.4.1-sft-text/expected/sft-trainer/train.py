@@ -71,8 +71,8 @@ BF16 = False  # BF16 mixed precision.
 SEED = 42  # Random seed.
 
 # -- Speed -------------------------------------------------------------------
-# Batch examples of similar length together (less padding when not packing).
-GROUP_BY_LENGTH = False
+# Batch examples of similar length together: far less padding when not packing.
+GROUP_BY_LENGTH = True
 # SFT: concatenate each batch without padding (position ids mark the examples).
 PADDING_FREE = False
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
@@ -197,10 +197,21 @@ def row_segments(row, fmt, tokenizer, adds_bos):
     return bos + [(row[TEXT_COLUMN] + tokenizer.eos_token, True)]
 
 
+def merge_segments(segments):
+    """Join neighbouring segments that agree on loss: a prompt is tokenized whole, as at inference."""
+    merged = []
+    for text, carries_loss in segments:
+        if merged and merged[-1][1] == carries_loss:
+            merged[-1] = (merged[-1][0] + text, carries_loss)
+        else:
+            merged.append((text, carries_loss))
+    return merged
+
+
 def tokenize_batch(batch, fmt, tokenizer, adds_bos):
     """Tokenize every segment of a batch in one call, then reassemble rows and truncate."""
     rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-    per_row = [row_segments(row, fmt, tokenizer, adds_bos) for row in rows]
+    per_row = [merge_segments(row_segments(row, fmt, tokenizer, adds_bos)) for row in rows]
     encoded = iter(
         tokenizer([text for segments in per_row for text, _ in segments], add_special_tokens=False)[
             "input_ids"
