@@ -32,7 +32,8 @@ TEXT = st.text(
 
 def _build(tmp_path: Path, config: dict[str, Any]) -> tuple[int, Path, str]:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    # every string double-quoted: PyYAML writes YAML 1.1, where 1e5 is a string, not a number
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, default_style='"'), encoding="utf-8")
     out = tmp_path / "out"
     err = io.StringIO()
     with redirect_stderr(err):
