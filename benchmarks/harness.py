@@ -1,7 +1,7 @@
 """Measurement harness: runs a training program unchanged, in this process, and records what it does.
 
-    python benchmarks/harness.py train   --metrics OUT.json [--group-by-length] -- PROGRAM.py [options]
-    python benchmarks/harness.py padding --metrics OUT.json [--group-by-length] -- PROGRAM.py [options]
+    python benchmarks/harness.py train   --metrics OUT.json [--sampling S] -- PROGRAM.py [options]
+    python benchmarks/harness.py padding --metrics OUT.json [--sampling S] -- PROGRAM.py [options]
     python benchmarks/harness.py prep    --metrics OUT.json --program train.py --dataset FILE
                                          [--num-proc N] [--force-num-proc]
 
@@ -18,9 +18,8 @@ after hooking TRL's SFTTrainer (the class both programs use), and writes OUT.jso
 * phase times: trainer construction (and within it TRL's dataset preparation), train begin/end.
 * the model's storage in bytes (parameters + buffers, as stored: 4-bit weights count packed).
 
-With ``--group-by-length`` (train and padding) the harness switches the trainer to transformers'
-``train_sampling_strategy="group_by_length"`` before it builds its data loader: a what-if, not
-what the program does.
+With ``--sampling random|group_by_length`` (train and padding) the harness sets the trainer's
+``train_sampling_strategy`` before it builds its data loader: a what-if, not what the program does.
 
 ``padding`` runs PROGRAM up to ``trainer.train()`` and, instead of training, collates one whole
 epoch through the trainer's own data loader (its sampler, seed and collator), counting real and
@@ -56,7 +55,7 @@ class StopPadding(Exception):
     """Raised by the padding probe instead of training."""
 
 
-def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> None:
+def hook_trainer(metrics: dict, mode: str, sampling: str | None = None) -> None:
     import torch
     from transformers import TrainerCallback
     from trl.trainer import sft_trainer
@@ -105,6 +104,8 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
 
     attention = {"useful": 0, "computed": 0}
     metrics["attention_scores"] = attention
+    first_batches: list = []  # the sequence lengths of the first batches, for the attention benchmark
+    metrics["first_batches"] = first_batches
 
     def count_collator(collate):
         def wrapped(examples):
@@ -124,6 +125,8 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
             # the attention kernel computes rows x length^2 (a mask does not make it skip the others)
             attention["useful"] += sum(n * n for n in sequences)
             attention["computed"] += int(shape[0]) * int(shape[-1]) ** 2
+            if len(first_batches) < 16:
+                first_batches.append({"sequences": sequences, "shape": [int(x) for x in shape]})
             return batch
 
         return wrapped
@@ -135,17 +138,22 @@ def hook_trainer(metrics: dict, mode: str, group_by_length: bool = False) -> Non
         original_init(self, *args, **kwargs)
         metrics["t_trainer_init_end"] = now()
         self.data_collator = count_collator(self.data_collator)
-        if group_by_length:  # a what-if: the sampler transformers offers against padding
-            self.args.train_sampling_strategy = "group_by_length"
+        metrics["program_sampling"] = self.args.train_sampling_strategy
+        if sampling:  # a what-if: another sampler than the program's
+            self.args.train_sampling_strategy = sampling
         metrics["sampling"] = self.args.train_sampling_strategy
         self.add_callback(Timing())
         model = self.model
         metrics["model_storage_bytes"] = sum(
             p.numel() * p.element_size() for p in model.parameters()
         ) + sum(b.numel() * b.element_size() for b in model.buffers())
-        metrics["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        metrics["trainable_parameters"] = sum(
+            p.numel() for p in model.parameters() if p.requires_grad
+        )
         metrics["torch_threads"] = torch.get_num_threads()
-        metrics["train_rows"] = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
+        metrics["train_rows"] = (
+            len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
+        )
         metrics["padding_free"] = bool(getattr(self, "padding_free", False))
 
     original_training_step = cls.training_step
@@ -252,7 +260,9 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
 
     metrics["t_trl_imported"] = now()
     config = module.training_config(program_args, False)
-    fake_self = types.SimpleNamespace(completion_only_loss=True, _tokenizer=tokenizer, chat_template=None)
+    fake_self = types.SimpleNamespace(
+        completion_only_loss=True, _tokenizer=tokenizer, chat_template=None
+    )
     passes: dict = collections.defaultdict(float)
     for method in ("map", "filter"):
         original_method = getattr(datasets.Dataset, method)
@@ -267,7 +277,9 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
         setattr(datasets.Dataset, method, timed_pass)
     metrics["trl_passes_s"] = passes
     started = now()
-    prepared = SFTTrainer._prepare_dataset(fake_self, train_data, tokenizer, config, module.PACKING, None, "train")
+    prepared = SFTTrainer._prepare_dataset(
+        fake_self, train_data, tokenizer, config, module.PACKING, None, "train"
+    )
     metrics["trl_prepare_dataset_s"] = now() - started
     metrics["trl_rows"] = len(prepared)
     metrics["t_end"] = now()
@@ -283,11 +295,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["train", "padding", "prep"])
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--group-by-length", action="store_true")
+    parser.add_argument("--sampling", choices=["random", "group_by_length"], default=None)
     parser.add_argument("--program")
     parser.add_argument("--dataset")
     parser.add_argument("--output-dir", default="./benchmarks/.cache/runs/prep")
-    parser.add_argument("--num-proc", type=int, default=0, help="0: the program's own DATASET_NUM_PROC")
+    parser.add_argument(
+        "--num-proc", type=int, default=0, help="0: the program's own DATASET_NUM_PROC"
+    )
     parser.add_argument("--force-num-proc", action="store_true")
     args = parser.parse_args(argv)
     metrics: dict = {"mode": args.mode, "argv": rest}
@@ -300,7 +314,7 @@ def main() -> int:
         if args.mode == "prep":
             code = prep(args, metrics)
         else:
-            hook_trainer(metrics, args.mode, args.group_by_length)
+            hook_trainer(metrics, args.mode, args.sampling)
             code = run_program(rest, metrics)
     finally:
         with open(args.metrics, "w") as handle:

@@ -24,32 +24,32 @@ import time
 
 PRESETS = {
     # ~42M parameters (about 26M in the decoder layers, 16M in the untied embeddings)
-    "bench": dict(
-        hidden_size=512,
-        intermediate_size=1408,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=8,
-        vocab_size=16000,
-    ),
+    "bench": {
+        "hidden_size": 512,
+        "intermediate_size": 1408,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 8,
+        "vocab_size": 16000,
+    },
     # ~0.94B parameters (0.81B in the decoder layers)
-    "1b": dict(
-        hidden_size=2048,
-        intermediate_size=5504,
-        num_hidden_layers=16,
-        num_attention_heads=16,
-        num_key_value_heads=16,
-        vocab_size=32000,
-    ),
+    "1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 5504,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "vocab_size": 32000,
+    },
     # for --quick smoke runs of gpu_check.py / tests
-    "tiny": dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=2000,
-    ),
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 2000,
+    },
 }
 
 
@@ -74,8 +74,15 @@ def synthetic_corpus(n: int = 4000) -> list[str]:
     return _corpus(n)
 
 
-def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, dtype: str = "float32",
-               seed: int = 0, weights: bool = True, device: str = "cpu") -> dict:
+def make_model(
+    dest: str,
+    preset: str = "bench",
+    data: list[str] | None = None,
+    dtype: str = "float32",
+    seed: int = 0,
+    weights: bool = True,
+    device: str = "cpu",
+) -> dict:
     """Write tokenizer + model to ``dest``; return a description (parameter count, sizes).
 
     ``weights=False`` writes the tokenizer and config.json only and counts the parameters on the
@@ -113,7 +120,9 @@ def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, 
     hf_tok.save_pretrained(dest)
 
     config = LlamaConfig(
-        vocab_size=max(vocab_size, len(hf_tok)),  # a small corpus may not fill the vocab: keep the shape
+        vocab_size=max(
+            vocab_size, len(hf_tok)
+        ),  # a small corpus may not fill the vocab: keep the shape
         max_position_embeddings=4096,
         bos_token_id=hf_tok.bos_token_id,
         eos_token_id=hf_tok.eos_token_id,
@@ -138,9 +147,17 @@ def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, 
         "parameters": n_params,
         "parameters_non_embedding": n_params - n_embed,
         "tokenizer_vocab": len(hf_tok),
-        "config": {k: getattr(config, k) for k in
-                   ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                    "num_attention_heads", "num_key_value_heads")},
+        "config": {
+            k: getattr(config, k)
+            for k in (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "num_key_value_heads",
+            )
+        },
         "dtype": dtype,
         "weights": weights,
         "corpus_lines": len(lines),
@@ -151,17 +168,29 @@ def make_model(dest: str, preset: str = "bench", data: list[str] | None = None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dest")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="bench")
-    parser.add_argument("--data", nargs="*", default=None, help="Alpaca-format json files to train the BPE on")
+    parser.add_argument(
+        "--data", nargs="*", default=None, help="Alpaca-format json files to train the BPE on"
+    )
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--device", default="cpu", help="where to initialise the weights (cpu, cuda)")
+    parser.add_argument(
+        "--device", default="cpu", help="where to initialise the weights (cpu, cuda)"
+    )
     parser.add_argument("--no-weights", action="store_true", help="tokenizer and config.json only")
     args = parser.parse_args(argv)
     started = time.time()
-    info = make_model(args.dest, args.preset, args.data, args.dtype, weights=not args.no_weights,
-                      device=args.device)
+    info = make_model(
+        args.dest,
+        args.preset,
+        args.data,
+        args.dtype,
+        weights=not args.no_weights,
+        device=args.device,
+    )
     print(json.dumps({**info, "seconds": round(time.time() - started, 2)}))
     return 0
 

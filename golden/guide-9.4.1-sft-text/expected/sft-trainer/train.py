@@ -293,7 +293,7 @@ def load_model():
     return model
 
 
-def training_config(args, has_eval):
+def training_config(args, has_eval, processes):
     """Every argument written out: TRL's own defaults (bf16, gradient checkpointing) are not the config's."""
     import torch
     from trl import SFTConfig
@@ -326,7 +326,7 @@ def training_config(args, has_eval):
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
-        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
+        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH and not PACKING else "random",
         use_liger_kernel=USE_LIGER_KERNEL,
         torch_compile=TORCH_COMPILE,
         dataloader_num_workers=DATALOADER_NUM_WORKERS,
@@ -356,7 +356,7 @@ def training_config(args, has_eval):
         padding_free=PACKING or PADDING_FREE,
         completion_only_loss=True,
         assistant_only_loss=False,
-        dataset_num_proc=DATASET_NUM_PROC,
+        dataset_num_proc=processes,  # TRL's passes over the rows: as many processes as tokenization
         shuffle_dataset=False,
         prediction_loss_only=True,
     )
@@ -542,7 +542,9 @@ def main(argv=None):
     stopper = StopOnSignal()
     trainer = SFTTrainer(
         model=load_model(),
-        args=training_config(args, eval_data is not None),
+        args=training_config(
+            args, eval_data is not None, progress(train_data, "", DATASET_NUM_PROC).get("num_proc")
+        ),
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
