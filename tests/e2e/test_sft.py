@@ -251,3 +251,17 @@ def test_tensorboard_logs_when_asked(tmp_path: Path, tiny_model: Path) -> None:
     data = _write_jsonl(tmp_path / "t.jsonl", rows)
     out = _train(tmp_path, tiny_model, data, text_column="text", report_to="tensorboard")
     assert list((out / "runs").rglob("events.out.tfevents.*"))
+
+
+def test_resuming_a_finished_run_trains_nothing(tmp_path: Path, tiny_model: Path) -> None:
+    rows = [{"text": f"row {i} of the sample"} for i in range(24)]
+    data = _write_jsonl(tmp_path / "t.jsonl", rows)
+    output_dir = tmp_path / "run"
+    out = build(
+        tmp_path, "components:\n" + trainer_yaml(tiny_model, output_dir, text_column="text")
+    )
+    program = out / "trainer" / "train.py"
+    ok(run(program, "--dataset", str(data), "--max-steps", "2", cwd=tmp_path))
+    again = ok(run(program, "--dataset", str(data), "--max-steps", "2", "--resume", cwd=tmp_path))
+    assert "nothing to train" in again.stdout
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2"]

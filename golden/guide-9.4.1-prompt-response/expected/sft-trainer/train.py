@@ -493,6 +493,13 @@ def resume_point(args):
     return args.resume
 
 
+def already_done(checkpoint, max_steps):
+    """Whether a checkpoint already reached the end (transformers would train one step more)."""
+    with open(os.path.join(checkpoint, "trainer_state.json")) as handle:
+        state = json.load(handle)
+    return state["global_step"] >= (max_steps if max_steps > 0 else state["max_steps"])
+
+
 def write_summary(trainer, result, metrics, output_dir, resumed_from):
     """training_summary.json: the run's figures and its whole log."""
     logs = trainer.state.log_history
@@ -592,6 +599,9 @@ def main(argv=None):
         print("[dry-run] the data is ready; no weights were loaded")
         return 0
     resume = resume_point(args)
+    if resume is not None and already_done(resume, args.max_steps):
+        print(f"[resume] {resume} already reached the last step: nothing to train")
+        return 0
 
     from trl import SFTTrainer
 
