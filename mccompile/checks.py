@@ -117,8 +117,6 @@ class Checker:
                         f"'{key}' applies to task: sft, not classification",
                         where(key),
                     )
-            if is_set("merge_adapter") is False:
-                pass
         if val("fp16") is True and val("bf16") is True:
             self._error("precision", "fp16 and bf16 are both true; choose one", where("bf16"))
         lora = val("peft_adapter") == "lora" or not isinstance(f.get("peft_adapter"), ir.Lit)

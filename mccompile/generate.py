@@ -455,7 +455,6 @@ def _train(p: Program, job: ir.Job) -> None:
         "train_source": _dataset_source(p, f.get("dataset")),
         "eval_source": _dataset_source(p, f.get("eval_dataset")),
         "validation_split": "validation_split" in job.explicit,
-        "report_to": report if isinstance(report, str) else list(report or []),
         "tensorboard": report == "tensorboard"
         or (isinstance(report, list) and "tensorboard" in report),
         "resume_default": v.get("resume_from_checkpoint"),

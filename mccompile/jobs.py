@@ -23,7 +23,7 @@ LORA_NESTED = {
 }
 
 
-def component_kind(comp: dict[str, Any], method: Any = None) -> str:
+def component_kind(comp: dict[str, Any]) -> str:
     if comp.get("type") == "model-trainer":
         return "train"
     if comp.get("provider") is not None:

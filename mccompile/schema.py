@@ -72,10 +72,6 @@ def methods() -> list[str]:
     return list(_branches("method"))
 
 
-def default_of(field: dict[str, Any]) -> Any:
-    return field.get("default")
-
-
 def field_types(field: dict[str, Any]) -> set[str]:
     """The JSON types a field takes, besides an expression."""
     out: set[str] = set()
