@@ -120,7 +120,8 @@ class Checker:
         if val("fp16") is True and val("bf16") is True:
             self._error("precision", "fp16 and bf16 are both true; choose one", where("bf16"))
         lora = val("peft_adapter") == "lora" or not isinstance(f.get("peft_adapter"), ir.Lit)
-        if not lora:
+        # a peft_adapter already reported as wrong says nothing about its LoRA settings
+        if not lora and not self.diags.has_error_at(where("peft_adapter")):
             for key in LORA_FIELDS:
                 if key in given:
                     self._error(

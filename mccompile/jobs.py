@@ -11,7 +11,7 @@ from mccompile.bind import Binder, Context, Scope, input_names
 from mccompile.errors import Diagnostics
 from mccompile.fields import BNB4_FIELDS, CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
 from mccompile.loader import Document, Path_
-from mccompile.validate import suggest
+from mccompile.validate import did_you_mean
 
 META_KEYS = ("id", "type", "default", "title", "description")
 LORA_NESTED = {
@@ -52,9 +52,16 @@ class JobResolver:
     origins: dict[tuple[str, str], dict[str, Path_]]
     nested_names: dict[Path_, str]
 
-    def error(self, code: str, message: str, path: Path_, key: bool = False) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        path: Path_,
+        key: bool = False,
+        suggestion: str | None = None,
+    ) -> None:
         pos = self.doc.kpos(path) if key else self.doc.pos(path)
-        self.diags.error(code, message, path, pos)
+        self.diags.error(code, message, path, pos, suggestion)
 
     def job(self, jpath: Path_, raw: dict[str, Any], scope: Scope) -> ir.Job | None:
         found = self._component_of(jpath, raw)
@@ -105,9 +112,10 @@ class JobResolver:
                     self.error(
                         "unknown-input",
                         f"job input '{key}' is neither a field of component '{comp_id}' nor an"
-                        f" input it uses (${{input.{key}}}){suggest(key, known)}",
+                        f" input it uses (${{input.{key}}})",
                         ipath,
                         key=True,
+                        suggestion=did_you_mean(key, known),
                     )
             if kind == "train":
                 self._flatten_lora(raw_overrides, (*jpath, "input"), cpath, origin)
@@ -173,8 +181,9 @@ class JobResolver:
             if comp_id not in self.invalid_components:
                 self.error(
                     "unknown-component",
-                    f"unknown component '{comp_id}'{suggest(comp_id, self.components)}",
+                    f"unknown component '{comp_id}'",
                     (*jpath, "component"),
+                    suggestion=did_you_mean(comp_id, self.components),
                 )
             return None
         cindex, comp = self.components[comp_id]

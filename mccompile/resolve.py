@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from mccompile import expr as ex
@@ -11,7 +12,7 @@ from mccompile.errors import Diagnostics
 from mccompile.graph import find_cycle, run_order
 from mccompile.jobs import JobResolver
 from mccompile.loader import Document, Path_
-from mccompile.validate import suggest
+from mccompile.validate import did_you_mean
 
 
 class Resolver(JobResolver):
@@ -159,12 +160,15 @@ class Resolver(JobResolver):
         jobs: dict[str, ir.Job] = {}
         order_written: list[str] = []
         job_paths: dict[str, Path_] = {}
+        broken: set[Any] = set()
         for i, raw in enumerate(jobs_raw):
             jpath = (*path, "jobs", i) if path[0] == "workflows" else path
             if not isinstance(raw, dict):
                 continue
             job = self.job(jpath, raw, scope)
             if job is None:
+                # reported where it went wrong: references to it say nothing more
+                broken.add(raw.get("id", raw.get("component")))
                 continue
             if job.id in jobs:
                 implicit = "id" not in raw
@@ -193,31 +197,32 @@ class Resolver(JobResolver):
             job_paths[job.id] = jpath
         # dependencies: depends_on plus every ${jobs.X.output}
         edges: dict[str, list[str]] = {}
+        edge_paths: dict[tuple[str, str], Path_] = {}
+        unknown_refs = False
         for jid, job in jobs.items():
             deps: list[str] = []
             for dep, dpath in self._deps(job_paths[jid], jobs_raw, job):
                 if dep not in jobs:
-                    hint = suggest(dep, jobs)
+                    unknown_refs = True
+                    if dep in broken:
+                        continue
                     self.error(
                         "unknown-job",
-                        f"job '{jid}' refers to job '{dep}', which workflow '{wid}' does not"
-                        f" have{hint}",
+                        f"job '{jid}' refers to job '{dep}', which workflow '{wid}' does not have",
                         dpath,
+                        suggestion=did_you_mean(dep, jobs),
                     )
                     continue
                 if dep == jid:
                     self.error("cycle", f"job '{jid}' depends on itself", dpath)
                     continue
+                edge_paths.setdefault((jid, dep), dpath)
                 if dep not in deps:
                     deps.append(dep)
             edges[jid] = deps
         cycle = find_cycle(order_written, edges)
         if cycle:
-            self.error(
-                "cycle",
-                f"the jobs of workflow '{wid}' form a cycle: {' -> '.join(cycle)}",
-                job_paths[cycle[0]],
-            )
+            self._cycle(wid, cycle, edge_paths)
             return None
         order = run_order(order_written, edges)
         ordered = tuple(
@@ -249,7 +254,7 @@ class Resolver(JobResolver):
                     job_paths[job.id],
                 )
         result = self._result(path, wf, ordered, jobs)
-        if trainers:
+        if trainers and not unknown_refs:
             self._check_used(ordered, trainers[0], job_paths)
         inputs = tuple(
             ir.Input(
@@ -274,6 +279,25 @@ class Resolver(JobResolver):
             result=result,
         )
 
+    def _cycle(self, wid: str, cycle: list[str], edge_paths: dict[tuple[str, str], Path_]) -> None:
+        """An error at the first reference that forms the cycle, a note at each other one."""
+        steps = list(itertools.pairwise(cycle))
+        job, dep = steps[0]
+        self.error(
+            "cycle",
+            f"the jobs of workflow '{wid}' form a cycle: {' -> '.join(cycle)};"
+            f" job '{job}' depends on job '{dep}' here",
+            edge_paths[(job, dep)],
+        )
+        for job, dep in steps[1:]:
+            path = edge_paths[(job, dep)]
+            self.diags.note(
+                "cycle",
+                f"job '{job}' depends on job '{dep}' here",
+                path,
+                self.doc.pos(path),
+            )
+
     def _result(
         self, path: Path_, wf: dict[str, Any], ordered: tuple[ir.Job, ...], jobs: dict[str, ir.Job]
     ) -> str | None:
@@ -292,9 +316,9 @@ class Resolver(JobResolver):
                     return parsed.name
                 self.error(
                     "unknown-job",
-                    f"the workflow output refers to job '{parsed.name}', which does not exist"
-                    f"{suggest(parsed.name or '', jobs)}",
+                    f"the workflow output refers to job '{parsed.name}', which does not exist",
                     path + ("output",),
+                    suggestion=did_you_mean(parsed.name or "", jobs),
                 )
                 return None
             self.error(

@@ -17,6 +17,18 @@ _SINGULAR = (("component", "components"), ("workflow", "workflows"))
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or ''."""
+    hint = did_you_mean(word, choices)
+    return f" ({hint})" if hint else ""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """ "did you mean 'x'?" for the closest choice (a diagnostic's suggestion), or None."""
+    close = closest(word, choices)
+    return f"did you mean '{close}'?" if close else None
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most probably meant, or None."""
     written = list(choices)
 
     def squash(text: str) -> str:
@@ -28,13 +40,25 @@ def suggest(word: str, choices: Iterable[str]) -> str:
         close = [c for c in written if squash(c).startswith(target)]
     if not close:
         close = difflib.get_close_matches(word, sorted(written), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
 
 
 def normalize(doc: Document, diags: Diagnostics) -> None:
     """``component:``/``workflow:``/``job:`` become one-item lists, positions kept."""
     data = doc.data
     for single, plural in _SINGULAR:
+        if single in data and isinstance(data[single], list) and plural not in data:
+            # a list under the singular key: the plural was meant
+            diags.error(
+                "unknown-key",
+                f"'{single}' holds a list of {plural}",
+                (single,),
+                doc.kpos((single,)),
+                suggestion=f"did you mean '{plural}'?",
+            )
+            doc.rename((single,), (plural,))
+            data[plural] = data.pop(single)
+            continue
         if single in data:
             if plural in data:
                 diags.error(
@@ -43,6 +67,7 @@ def normalize(doc: Document, diags: Diagnostics) -> None:
                     (single,),
                     doc.kpos((single,)),
                 )
+                doc.reported.add((single,))  # reported: the schema check stays quiet about it
                 continue
             doc.rename((plural,), (plural, "__shadow__"))
             doc.rename((single,), (plural, 0))
@@ -183,13 +208,13 @@ class _Reporter:
             if key in allowed:
                 continue
             msg = f"unknown key '{key}'{where(data, path + (key,))}"
-            hint = suggest(key, allowed)
-            other = self._belongs_elsewhere(path, instance, key)
+            hint = did_you_mean(key, allowed) or self._belongs_elsewhere(path, instance, key)
             self.diags.error(
                 "unknown-key",
-                msg + (hint or other),
+                msg,
                 path + (key,),
                 self.doc.kpos(path + (key,)),
+                suggestion=hint or None,
             )
 
     def _belongs_elsewhere(self, path: Path_, instance: dict[str, Any], key: str) -> str:
@@ -197,13 +222,13 @@ class _Reporter:
             return ""
         if instance.get("type") == "datasets":
             if key in sch.trainer_fields():
-                return f" ('{key}' is a model-trainer key; this component is type: datasets)"
+                return f"'{key}' is a model-trainer key; this component is type: datasets"
             for provider in sch.providers():
                 if key in sch.loader_fields(provider):
-                    return f" ('{key}' belongs to a provider: {provider} loader)"
+                    return f"'{key}' belongs to a provider: {provider} loader"
             for method in sch.methods():
                 if key in sch.operation_fields(method):
-                    return f" ('{key}' belongs to method: {method})"
+                    return f"'{key}' belongs to method: {method}"
         elif instance.get("type") == "model-trainer":
             every = set(sch.common_fields())
             for m in sch.methods():
@@ -211,7 +236,7 @@ class _Reporter:
             for p in sch.providers():
                 every |= set(sch.loader_fields(p))
             if key in every:
-                return f" ('{key}' is a datasets key; this component is type: model-trainer)"
+                return f"'{key}' is a datasets key; this component is type: model-trainer"
         return ""
 
 
@@ -287,12 +312,13 @@ def _report(rep: _Reporter, error: Any) -> None:
         return
     if kind == "enum":
         choices = [str(v) for v in error.validator_value if v is not None]
-        hint = suggest(str(instance), choices) if isinstance(instance, str) else ""
+        hint = _meant(data, path, instance, choices)
         rep.diags.error(
             "enum",
-            f"{name}{ctx} must be one of {', '.join(choices)}, got {_describe(instance)}{hint}",
+            f"{name}{ctx} must be one of {', '.join(choices)}, got {_describe(instance)}",
             path,
             pos,
+            suggestion=hint,
         )
         return
     if kind == "const":
@@ -388,13 +414,39 @@ def _report_alternatives(
         choices += [str(v) for v in alt.get("enum", []) if v is not None]
         if isinstance(alt.get("const"), str):
             choices.append(alt["const"])
-    hint = suggest(instance, choices) if isinstance(instance, str) and choices else ""
+    hint = _meant(rep.doc.data, path, instance, choices) if choices else None
     if not hint and "true or false" in words and str(instance).lower() in _YAML11_BOOLS:
-        hint = " (YAML 1.2 booleans are true and false only)"
+        hint = "YAML 1.2 booleans are true and false only"
     listed = ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
     rep.diags.error(
-        "type", f"{name}{ctx} must be {listed}, got {_describe(instance)}{hint}", path, pos
+        "type",
+        f"{name}{ctx} must be {listed}, got {_describe(instance)}",
+        path,
+        pos,
+        suggestion=hint,
     )
+
+
+# values that name a combination of settings rather than one choice of a key
+_COMBINED = {
+    ("peft_adapter", "qlora"): "QLoRA is peft_adapter: lora with quantization: nf4",
+}
+
+
+def _meant(data: Any, path: Path_, instance: Any, choices: list[str]) -> str | None:
+    """What an enum value that is not a choice probably meant."""
+    if not isinstance(instance, str):
+        return None
+    key = path[-1] if path else None
+    combined = _COMBINED.get((str(key), instance.lower().replace("-", "")))
+    if combined and _with_quantization(data, path):
+        combined = None  # the quantization is there already: only the adapter is wrong
+    return combined or did_you_mean(instance, choices)
+
+
+def _with_quantization(data: Any, path: Path_) -> bool:
+    parent = _get(data, path[:-1])
+    return isinstance(parent, dict) and parent.get("quantization") is not None
 
 
 _BOUNDS = {

@@ -4,11 +4,14 @@ Every file starts with comment lines naming the diagnostics a user must get:
 
     # expect: LINE:COL: error: SUBSTRING
 
-(``warning`` for warnings). The test checks that ``mccompile validate`` exits
-with 2, prints a diagnostic at exactly that line and column with that
-severity whose message contains the substring, prints every diagnostic in
-the ``file:line:col: severity: message`` form, and never a traceback; and
-that ``mccompile build`` of the same file exits with 2 and writes nothing.
+(``warning`` for warnings, ``note`` for the notes that belong to an error).
+The test checks that ``mccompile validate`` exits with 2, prints a
+diagnostic at exactly that line and column with that severity whose message
+contains the substring, prints every diagnostic in the
+``file:line:col: severity: message`` form, and never a traceback; that a
+file whose header has ``# only:`` lines prints exactly those diagnostics and
+nothing more (no follow-on errors); and that ``mccompile build`` of the same
+file exits with 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,24 +26,25 @@ from mccompile.cli import main
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
 
-_EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+):\s*(error|warning):\s*(.+?)\s*$")
-_SUMMARY = re.compile(r": \d+ error\(s\); nothing was built$")
+_EXPECT = re.compile(r"^#\s*(expect|only):\s*(\d+):(\d+):\s*(error|warning|note):\s*(.+?)\s*$")
+_SUMMARY = re.compile(r": \d+ errors?(, \d+ warnings?)?$")
 
 
-def _expectations(path: Path) -> list[tuple[int, int, str, str]]:
+def _expectations(path: Path, only: bool = False) -> list[tuple[int, int, str, str]]:
+    """The ``# expect:`` and ``# only:`` lines (with ``only``: the ``# only:`` lines alone)."""
     out = []
     # errors="replace": one case is deliberately not UTF-8 after its header
     for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         if not line.startswith("#"):
             break
         m = _EXPECT.match(line)
-        if m:
-            out.append((int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
+        if m and (not only or m.group(1) == "only"):
+            out.append((int(m.group(2)), int(m.group(3)), m.group(4), m.group(5)))
     return out
 
 
 def _diagnostic_form(shown: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(shown)}:(\d+):(\d+): (error|warning): (.+)$")
+    return re.compile(rf"^{re.escape(shown)}:(\d+):(\d+): (error|warning|note): (.+)$")
 
 
 def test_corpus_is_large_enough() -> None:
@@ -77,6 +81,10 @@ def test_validate_reports_the_mistake(path: Path, capsys: pytest.CaptureFixture[
             for ln, c, s, message in found
         )
         assert hit, f"expected {line_no}:{col}: {severity}: ...{substring}...\nprinted:\n{err}"
+
+    only = _expectations(path, only=True)
+    if only:
+        assert len(found) == len(only), f"expected only {len(only)} diagnostic(s):\n{err}"
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
