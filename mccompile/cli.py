@@ -1,4 +1,4 @@
-"""The command line: build, validate, plan, schema."""
+"""The command line: build, validate, plan, diff, schema."""
 
 from __future__ import annotations
 
@@ -7,16 +7,33 @@ import sys
 from collections.abc import Sequence
 
 from mccompile import __version__
-from mccompile.errors import ConfigError, Diagnostics, ExitCode
+from mccompile.errors import ConfigError, Diagnostic, Diagnostics, ExitCode, summary, to_json
+
+FORMATS = ("text", "json", "github")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="how diagnostics are printed: text (file:line:col: severity: message, on stderr;"
+        " the default), json (a JSON list of {file, line, col, severity, code, message,"
+        " suggestion} on stdout, for editors; other output goes to stderr) or github"
+        " (::error file=...,line=...,col=...::message lines on stdout, which annotate a"
+        " pull request in GitHub Actions)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mccompile",
         description="Compile a declarative fine-tuning config into standalone training programs.",
+        epilog="Exit status: 0 ok; 1 build --check found drift, or diff found a difference;"
+        " 2 the config has errors (or the command line is wrong).",
     )
     parser.add_argument("--version", action="version", version=f"mccompile {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build = sub.add_parser(
         "build",
@@ -43,14 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into an OUT that holds files mccompile did not write (they are kept)",
     )
+    _add_format(build)
 
     validate = sub.add_parser(
         "validate",
-        help="check a config and report every mistake",
-        description="Check a config:"
-        " every mistake is reported at file:line:col; exit 2 if there are errors.",
+        help="check configs and report every mistake",
+        description="Check one or more configs: every mistake is reported at file:line:col;"
+        " exit 2 if there are errors.",
     )
-    validate.add_argument("config", metavar="CONFIG", help="the YAML config")
+    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="a YAML config")
+    _add_format(validate)
 
     plan = sub.add_parser(
         "plan",
@@ -59,6 +78,24 @@ def _parser() -> argparse.ArgumentParser:
         " filled in, and the options the generated program takes.",
     )
     plan.add_argument("config", metavar="CONFIG", help="the YAML config")
+    _add_format(plan)
+
+    diff = sub.add_parser(
+        "diff",
+        help="what a config change does to the generated programs",
+        description="Compare two versions of a config: first the settings that change, per"
+        " workflow and job (with the derived ones: effective batch size, precision,"
+        " processes), then the unified diff of the generated files (built in memory;"
+        " nothing is written). 'diff OLD NEW' compares two files; 'diff --rev REV CONFIG'"
+        " compares CONFIG with its version at git revision REV (git show REV:path, the path"
+        " relative to the root of CONFIG's repository). Exit 0 if both compile to the same"
+        " files, 1 if they differ, 2 on config errors.",
+    )
+    diff.add_argument("configs", nargs="+", metavar="CONFIG", help="OLD NEW, or CONFIG with --rev")
+    diff.add_argument("--rev", metavar="REV", help="the git revision of the old config")
+    diff.add_argument(
+        "--stat", action="store_true", help="settings and the changed files only, no file diff"
+    )
 
     sub.add_parser(
         "schema",
@@ -69,40 +106,91 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_diagnostics(diags: Diagnostics) -> None:
-    for diag in diags.sorted():
-        print(diag.format(), file=sys.stderr)
+def print_diagnostics(items: Sequence[Diagnostic], fmt: str = "text") -> None:
+    if fmt == "json":
+        sys.stdout.write(to_json(items))
+    elif fmt == "github":
+        for diag in items:
+            print(diag.github())
+    else:
+        for diag in items:
+            print(diag.format(), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.CONFIG_ERROR
     if args.command == "schema":
         from mccompile.schema import schema_path
 
         sys.stdout.write(schema_path().read_text(encoding="utf-8"))
         return ExitCode.OK
+    if args.command == "diff":
+        from mccompile.diff import run_diff
+
+        return run_diff(args.configs, args.rev, stat=args.stat)
+    if args.command == "validate":
+        return _validate(args.configs, args.format)
     from mccompile.frontend import compile_config
 
+    # with --format json, stdout holds the JSON alone: the rest goes to stderr
+    info = sys.stderr if args.format == "json" else sys.stdout
     try:
         config, diags = compile_config(args.config, args.config)
     except ConfigError as err:
-        _print_diagnostics(err.diagnostics)
-        errors = sum(1 for d in err.diagnostics.items if d.severity.value == "error")
-        print(f"{args.config}: {errors} error(s); nothing was built", file=sys.stderr)
+        print_diagnostics(err.diagnostics.sorted(), args.format)
+        tail = "; nothing was built" if args.command == "build" else ""
+        print(f"{args.config}: {summary(err.diagnostics)}{tail}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    _print_diagnostics(diags)
-    if args.command == "validate":
-        names = ", ".join(w.id for w in config.workflows)
-        print(f"{args.config}: ok ({len(config.workflows)} workflow(s): {names})")
-        return ExitCode.OK
+    print_diagnostics(diags.sorted(), args.format)
     if args.command == "plan":
         from mccompile.plan import render_plan
 
-        sys.stdout.write(render_plan(config))
+        info.write(render_plan(config))
         return ExitCode.OK
     from mccompile.build import run_build
 
-    return run_build(config, args)
+    if info is sys.stdout:
+        return run_build(config, args)
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        return run_build(config, args)
+    finally:
+        sys.stdout = stdout
+
+
+def _validate(paths: Sequence[str], fmt: str) -> int:
+    from mccompile.frontend import compile_config
+
+    collected: list[Diagnostic] = []  # --format json: one list for every config
+    failed = False
+    for path in paths:
+        try:
+            config, diags = compile_config(path, path)
+        except ConfigError as err:
+            failed = True
+            _emit(err.diagnostics, fmt, collected)
+            print(f"{path}: {summary(err.diagnostics)}", file=sys.stderr)
+            continue
+        _emit(diags, fmt, collected)
+        names = ", ".join(w.id for w in config.workflows)
+        count = len(config.workflows)
+        plural = "s" if count != 1 else ""
+        out = sys.stderr if fmt == "json" else sys.stdout
+        print(f"{path}: {summary(diags)} ({count} workflow{plural}: {names})", file=out)
+    if fmt == "json":
+        print_diagnostics(collected, fmt)
+    return ExitCode.CONFIG_ERROR if failed else ExitCode.OK
+
+
+def _emit(diags: Diagnostics, fmt: str, collected: list[Diagnostic]) -> None:
+    if fmt == "json":
+        collected += diags.sorted()
+    else:
+        print_diagnostics(diags.sorted(), fmt)
 
 
 if __name__ == "__main__":  # pragma: no cover
