@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from mccompile import __version__, ir
-from mccompile.errors import ExitCode
+from mccompile.errors import Diagnostic, ExitCode, Severity
 from mccompile.generate import generate_workflow
 
 MANIFEST = "manifest.json"
@@ -77,7 +77,7 @@ def run_build(config: ir.Config, args: argparse.Namespace) -> int:
     out = Path(args.out)
     existing = _existing(out)
     if args.check:
-        return _check(out, files, existing)
+        return _check(out, files, existing, github=getattr(args, "format", "") == "github")
     foreign = sorted(set(existing) - _ours(existing))
     if foreign and not args.force:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -102,15 +102,24 @@ def run_build(config: ir.Config, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _check(out: Path, files: dict[str, bytes], existing: dict[str, bytes]) -> int:
+def _check(
+    out: Path, files: dict[str, bytes], existing: dict[str, bytes], github: bool = False
+) -> int:
     ours = _ours(existing) or set(existing)
     drift = [p for p, data in files.items() if existing.get(p) != data]
     stale = sorted(p for p in ours if p not in files)
-    for path in drift:
-        state = "missing" if path not in existing else "differs"
+    found = [(p, "missing" if p not in existing else "differs") for p in drift]
+    found += [(p, "no longer generated") for p in stale]
+    for path, state in found:
         print(f"{out / path}: {state}", file=sys.stderr)
-    for path in stale:
-        print(f"{out / path}: no longer generated", file=sys.stderr)
+        if github:  # an annotation on the file in the pull request
+            drifted = Diagnostic(
+                Severity.ERROR,
+                "drift",
+                f"{state} from what mccompile build writes; run mccompile build to update it",
+                file=(out / path).as_posix(),
+            )
+            print(drifted.github())
     if drift or stale:
         print(f"{out}: out of date; run mccompile build to update it", file=sys.stderr)
         return ExitCode.DRIFT

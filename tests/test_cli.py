@@ -142,3 +142,19 @@ def test_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         f"::warning file={shown},line=6,col=1,title=mccompile ignored-key::'controller' is a"
         " model-compose key that mccompile ignores"
     ]
+
+
+def test_github_annotates_drift_of_build_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "out"
+    assert main(["build", str(GOOD), "-o", str(out_dir)]) == 0
+    (out_dir / "quickstart" / "launch.sh").write_text("edited by hand\n")
+    capsys.readouterr()
+    assert main(["build", str(GOOD), "-o", str(out_dir), "--check", "--format", "github"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"::error file={(out_dir / 'quickstart' / 'launch.sh').as_posix()},title=mccompile"
+        " drift::differs from what mccompile build writes; run mccompile build to update it"
+    ]
+    assert f"{out_dir / 'quickstart' / 'launch.sh'}: differs" in err
