@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="mccompile",
         description="Compile a declarative fine-tuning config into standalone training programs.",
         epilog="Exit status: 0 ok; 1 build --check found drift, or diff found a difference;"
-        " 2 the config has errors (or the command line is wrong).",
+        " 2 the config has errors (or the command line is wrong). pre-commit hooks"
+        " (.pre-commit-hooks.yaml): mccompile-validate checks the changed configs;"
+        " mccompile-check runs build --check, with args: [CONFIG, --out, OUT].",
     )
     parser.add_argument("--version", action="version", version=f"mccompile {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -53,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; exit 1 if OUT differs from what would be written",
+        help="write nothing; exit 1 if OUT differs from what would be written (for CI and"
+        " the mccompile-check pre-commit hook)",
     )
     build.add_argument(
         "--force",
