@@ -77,9 +77,9 @@ def _print_diagnostics(diags: Diagnostics) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schema":
-        from mccompile.schema import schema_path
+        from mccompile.schema import schema_text
 
-        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        sys.stdout.write(schema_text())
         return ExitCode.OK
     from mccompile.frontend import compile_config
 
