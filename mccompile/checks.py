@@ -11,9 +11,9 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from mccompile import ir
+from mccompile import ir, tasks
 from mccompile.errors import Diagnostics
-from mccompile.fields import CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
+from mccompile.fields import LORA_FIELDS
 from mccompile.loader import Document, Path_
 
 Where = Callable[[str], Path_]
@@ -52,6 +52,10 @@ class Checker:
     def _warning(self, code: str, message: str, path: Path_) -> None:
         self.diags.warning(code, message, path, self.doc.kpos(path))
 
+    # for the task modules' checks
+    error = _error
+    warning = _warning
+
     # -- trainer -----------------------------------------------------------------
 
     def trainer(self, job: ir.Job, where: Where) -> None:
@@ -66,57 +70,7 @@ class Checker:
                 isinstance(f.get(key), ir.Lit) and val(key) in (None, False)
             )
 
-        task = val("task")
-        cid = job.component
-        if task == "sft":
-            for key in CLASSIFICATION_FIELDS:
-                if key in given:
-                    self._error(
-                        "wrong-task",
-                        f"'{key}' applies to task: classification, not sft",
-                        where(key),
-                    )
-            if is_set("text_column") and (is_set("prompt_column") or is_set("response_column")):
-                self._error(
-                    "column-conflict",
-                    f"component '{cid}' gives both text_column and prompt_column/response_column;"
-                    " use one kind of data",
-                    where("text_column"),
-                )
-            elif is_set("prompt_column") != is_set("response_column"):
-                have, lack = (
-                    ("prompt_column", "response_column")
-                    if is_set("prompt_column")
-                    else ("response_column", "prompt_column")
-                )
-                self._error("column-pair", f"'{have}' needs '{lack}' as well", where(have))
-            if is_set("system_column") and not is_set("prompt_column"):
-                self._error(
-                    "column-pair",
-                    "'system_column' goes with prompt_column and response_column",
-                    where("system_column"),
-                )
-            if "messages_column" in given and (is_set("text_column") or is_set("prompt_column")):
-                self._error(
-                    "column-conflict",
-                    "'messages_column' is for chat data; it cannot go with text_column or"
-                    " prompt_column",
-                    where("messages_column"),
-                )
-            if val("train_on_prompt") and is_set("text_column"):
-                self._warning(
-                    "no-effect",
-                    "train_on_prompt has no effect with text_column (every token carries loss)",
-                    where("train_on_prompt"),
-                )
-        elif task == "classification":
-            for key in SFT_FIELDS:
-                if key in given:
-                    self._error(
-                        "wrong-task",
-                        f"'{key}' applies to task: sft, not classification",
-                        where(key),
-                    )
+        tasks.of_job(job).check(self, job, where)
         if val("fp16") is True and val("bf16") is True:
             self._error("precision", "fp16 and bf16 are both true; choose one", where("bf16"))
         lora = val("peft_adapter") == "lora" or not isinstance(f.get("peft_adapter"), ir.Lit)

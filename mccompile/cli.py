@@ -127,9 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.CONFIG_ERROR
     if args.command == "schema":
-        from mccompile.schema import schema_path
+        from mccompile.schema import schema_text
 
-        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        sys.stdout.write(schema_text())
         return ExitCode.OK
     if args.command == "diff":
         from mccompile.diff import run_diff

@@ -14,13 +14,10 @@ LORA_FIELDS = (
     "merge_adapter",
 )
 BNB4_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant")
-SFT_FIELDS = (
-    "packing",
-    "padding_free",
-    "prompt_column",
-    "response_column",
-    "system_column",
-    "messages_column",
-    "train_on_prompt",
-)
-CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")
+
+
+def task_fields(task: str) -> tuple[str, ...]:
+    """The keys only ``task`` reads (its schema fragment)."""
+    from mccompile import schema
+
+    return tuple(schema.task_fields(task))

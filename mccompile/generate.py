@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mccompile import __version__, ir
+from mccompile import __version__, ir, tasks
 from mccompile import schema as sch
 from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
@@ -85,23 +85,7 @@ HELPER_IMPORTS = {
 # trainer fields shown in the settings block: (group, field, constant)
 SETTING_GROUPS: list[tuple[str, list[str]]] = [
     ("Model", ["model", "model_revision", "trust_remote_code", "attn_implementation"]),
-    (
-        "Data",
-        [
-            "max_seq_length",
-            "packing",
-            "text_column",
-            "prompt_column",
-            "response_column",
-            "system_column",
-            "messages_column",
-            "train_on_prompt",
-            "text_pair_column",
-            "label_column",
-            "labels",
-            "validation_split",
-        ],
-    ),
+    ("Data", ["max_seq_length", "validation_split"]),  # a task lists its own keys here
     ("LoRA", list(LORA_FIELDS)),
     ("Quantization", ["quantization", *BNB4_FIELDS]),
     (
@@ -130,7 +114,6 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
         "Speed",
         [
             "group_by_length",
-            "padding_free",
             "use_liger_kernel",
             "torch_compile",
             "dataloader_num_workers",
@@ -194,8 +177,51 @@ class Step:
     kwargs: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True)
+class Train:
+    """The trainer's decisions every task's program reads (``p.train``, ``t`` in templates)."""
+
+    task: str
+    format: str  # the data layout: the task decides (sft: text, prompt_response, auto)
+    lora: bool
+    quantization: str | None
+    quant_type: str | None  # bitsandbytes' name of a 4-bit type
+    compute_dtype: str  # torch.float32 and the like
+    precision: str  # bf16, fp16 or no
+    optim: str
+    train_source: str | None  # code for the training data
+    eval_source: str | None
+    validation_split: bool
+    tensorboard: bool
+    resume_default: Any  # resume_from_checkpoint: None, True or a folder
+    warmup: str  # the constant that goes to warmup_steps
+    merge_adapter: bool
+    output_dir: Any  # the literal values, for the README (None when set at run time)
+    save_steps: Any
+
+
+@dataclass(frozen=True)
+class Launch:
+    """accelerate_config.yaml and launch.sh (``p.launch``)."""
+
+    strategy: str
+    num_processes: Any  # a count or "auto"
+    num_machines: int
+    zero_stage: int | None
+    offload: bool
+    precision: str
+    distributed_type: str
+
+
 @dataclass
 class Program:
+    """What a workflow's templates read.
+
+    ``train`` and ``task`` (the task's own model, from its module in mccompile/tasks) are
+    None for a dataset program. ``value`` holds the literal value of each setting, for the
+    decisions made here; templates read the typed models instead.
+    """
+
     config: ir.Config
     workflow: ir.Workflow
     version: str = __version__
@@ -207,8 +233,9 @@ class Program:
     value: dict[str, Any] = field(default_factory=dict)
     requirements: list[str] = field(default_factory=list)
     env: list[ir.EnvRef] = field(default_factory=list)
-    train: dict[str, Any] = field(default_factory=dict)
-    launch: dict[str, Any] = field(default_factory=dict)
+    train: Train | None = None
+    task: Any = None
+    launch: Launch | None = None
     imports: list[str] = field(default_factory=list)
     runtime: list[Setting] = field(default_factory=list)
     keep_functions: list[KeepFunction] = field(default_factory=list)
@@ -332,10 +359,11 @@ def _dataset_source(p: Program, value: ir.Value | None) -> str | None:
 
 
 def _settings(p: Program, job: ir.Job) -> None:
-    described = sch.trainer_fields()
+    task = tasks.of_job(job)
+    described = sch.trainer_fields(task.NAME)
     p.value["task"] = ir.lit(job.fields["task"])
     fmt = data_format(job)
-    for group, names in SETTING_GROUPS:
+    for group, names in setting_groups(task):
         items: list[Setting] = []
         for name in names:
             if name not in job.fields:
@@ -346,7 +374,7 @@ def _settings(p: Program, job: ir.Job) -> None:
             if name == "lr_scheduler_kwargs" and not ir.lit(value):
                 sched = ir.lit(job.fields["lr_scheduler_type"])
                 value = ir.Lit(SCHEDULER_KWARGS.get(str(sched), {}))
-            if name in HIDDEN.get(fmt, ()) and name not in job.explicit:
+            if name in task.hidden(fmt) and name not in job.explicit:
                 continue
             if name == "warmup_ratio" and name not in job.explicit:
                 continue
@@ -367,6 +395,18 @@ def _settings(p: Program, job: ir.Job) -> None:
             p.groups.append((group, items))
 
 
+def setting_groups(task: Any) -> list[tuple[str, list[str]]]:
+    """The settings block's groups: the common ones, with the task's keys in them.
+
+    A task's group replaces the common group of that name; its other groups follow Data.
+    """
+    own: dict[str, list[str]] = task.SETTING_GROUPS
+    out = [(title, own.get(title, names)) for title, names in SETTING_GROUPS]
+    extra = [(title, names) for title, names in own.items() if title not in dict(SETTING_GROUPS)]
+    at = next(i for i, (title, _) in enumerate(out) if title == "Data") + 1
+    return out[:at] + extra + out[at:]
+
+
 def _origin(value: ir.Value) -> str:
     refs = ir.refs(value)
     names = [
@@ -384,8 +424,7 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
     names = ["torch", "transformers", "datasets", "accelerate"]
     if job is not None:
         v = p.value
-        if v.get("task", "sft") == "sft":
-            names.append("trl")
+        names.extend(tasks.get(v.get("task")).REQUIREMENTS)
         if "lora_r" in job.fields:
             names.append("peft")
         optim = OPTIMIZERS.get(str(ir.lit(job.fields.get("optimizer", ir.Lit("")))), ("", None))[1]
@@ -405,36 +444,15 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
     p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
 
 
-# settings the code of a data format never reads
-HIDDEN: dict[str, tuple[str, ...]] = {
-    "text": (
-        "prompt_column",
-        "response_column",
-        "system_column",
-        "messages_column",
-        "train_on_prompt",
-    ),
-    "prompt_response": ("text_column", "messages_column"),
-    "auto": ("text_column", "prompt_column", "response_column", "system_column"),
-}
-
-
 def data_format(job: ir.Job) -> str:
-    """text, prompt_response, or auto (detected from the columns at run time)."""
-    f = job.fields
-    if ir.lit(f["task"]) != "sft":
-        return "classification"
-    if not (isinstance(f.get("text_column"), ir.Lit) and ir.lit(f["text_column"]) is None):
-        return "text"
-    if not (isinstance(f.get("prompt_column"), ir.Lit) and ir.lit(f["prompt_column"]) is None):
-        return "prompt_response"
-    return "auto"
+    """The data layout of the trainer's task (sft: text, prompt_response or auto)."""
+    return str(tasks.of_job(job).data_format(job))
 
 
 def _train(p: Program, job: ir.Job) -> None:
     f = job.fields
     v = p.value
-    task = v.get("task", "sft")
+    module = tasks.of_job(job)
     fmt = data_format(job)
     quant = v.get("quantization")
     precision = "bf16" if v.get("bf16") else "fp16" if v.get("fp16") else "no"
@@ -443,46 +461,48 @@ def _train(p: Program, job: ir.Job) -> None:
     )
     optim = str(v.get("optimizer", "adamw_torch"))
     report = v.get("report_to")
-    p.train = {
-        "task": task,
-        "format": fmt,
-        "lora": "lora_r" in f,
-        "quantization": quant,
-        "quant_type": QUANT_TYPES.get(str(quant)),
-        "compute_dtype": TORCH_DTYPES[compute],
-        "precision": precision,
-        "optim": optim,
-        "train_source": _dataset_source(p, f.get("dataset")),
-        "eval_source": _dataset_source(p, f.get("eval_dataset")),
-        "validation_split": "validation_split" in job.explicit,
-        "tensorboard": report == "tensorboard"
+    p.train = Train(
+        task=module.NAME,
+        format=fmt,
+        lora="lora_r" in f,
+        quantization=quant,
+        quant_type=QUANT_TYPES.get(str(quant)),
+        compute_dtype=TORCH_DTYPES[compute],
+        precision=precision,
+        optim=optim,
+        train_source=_dataset_source(p, f.get("dataset")),
+        eval_source=_dataset_source(p, f.get("eval_dataset")),
+        validation_split="validation_split" in job.explicit,
+        tensorboard=report == "tensorboard"
         or (isinstance(report, list) and "tensorboard" in report),
-        "resume_default": v.get("resume_from_checkpoint"),
+        resume_default=v.get("resume_from_checkpoint"),
         # transformers reads a float below 1 in warmup_steps as a share of all steps
-        "warmup": p.ref["warmup_ratio"]
-        if "warmup_ratio" in job.explicit
-        else p.ref["warmup_steps"],
-    }
+        warmup=p.ref["warmup_ratio"] if "warmup_ratio" in job.explicit else p.ref["warmup_steps"],
+        merge_adapter=bool(v.get("merge_adapter")),
+        output_dir=v.get("output_dir"),
+        save_steps=v.get("save_steps"),
+    )
+    p.task = module.program_model(job, v, p.ref)
 
 
 def _launch(p: Program, job: ir.Job | None) -> None:
     dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
     strategy = dist.get("strategy", "none")
     procs = dist.get("num_processes", "auto")
-    p.launch = {
-        "strategy": strategy,
-        "num_processes": procs,
-        "num_machines": dist.get("num_machines", 1),
-        "zero_stage": dist.get("zero_stage"),
-        "offload": bool(dist.get("offload")),
-        "precision": p.train.get("precision", "no"),
-        "distributed_type": {
+    p.launch = Launch(
+        strategy=strategy,
+        num_processes=procs,
+        num_machines=dist.get("num_machines", 1),
+        zero_stage=dist.get("zero_stage"),
+        offload=bool(dist.get("offload")),
+        precision=p.train.precision if p.train else "no",
+        distributed_type={
             "none": "NO",
             "ddp": "MULTI_GPU",
             "fsdp": "FSDP",
             "deepspeed": "DEEPSPEED",
         }[strategy],
-    }
+    )
 
 
 def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
@@ -504,8 +524,7 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
         needed |= {"os", "signal"}
-        if p.train["task"] == "sft":
-            needed.add("math")
+        needed.update(tasks.of_job(trainer).IMPORTS)
     for helper in p.helpers:
         needed.update(HELPER_IMPORTS.get(helper, []))
     if p.env:
@@ -518,7 +537,7 @@ def program_template(wf: ir.Workflow, p: Program) -> str:
     """The template of the workflow's program: one per program shape."""
     if wf.trainer is None:
         return "prepare.py.jinja"
-    return "classify.py.jinja" if p.train["task"] == "classification" else "sft.py.jinja"
+    return str(tasks.of_job(wf.trainer).TEMPLATE)
 
 
 def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:

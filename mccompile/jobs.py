@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from mccompile import expr as ex
-from mccompile import ir
+from mccompile import ir, tasks
 from mccompile import schema as sch
 from mccompile.bind import Binder, Context, Scope, input_names
 from mccompile.errors import Diagnostics
-from mccompile.fields import BNB4_FIELDS, CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
+from mccompile.fields import BNB4_FIELDS, LORA_FIELDS
 from mccompile.loader import Document, Path_
 from mccompile.validate import did_you_mean
 
@@ -34,7 +34,8 @@ def component_kind(comp: dict[str, Any]) -> str:
 def allowed_fields(comp: dict[str, Any], method: str | None) -> dict[str, Any]:
     """The fields a job of this component may set or override."""
     if comp.get("type") == "model-trainer":
-        return {k: v for k, v in sch.trainer_fields().items() if k not in META_KEYS}
+        task = tasks.get(comp.get("task", tasks.DEFAULT)).NAME
+        return {k: v for k, v in sch.trainer_fields(task).items() if k not in META_KEYS}
     provider = comp.get("provider")
     if isinstance(provider, str):
         return dict(sch.loader_fields(provider))
@@ -254,9 +255,6 @@ class JobResolver:
         fields["distributed"] = ir.Lit(self._distributed(comp.get("distributed")))
         if "output_dir" not in fields:
             fields["output_dir"] = ir.Lit(f"./output/{comp_id}")
-        classification = ir.lit(fields["task"]) == "classification"
-        if classification and "text_column" not in explicit:
-            fields["text_column"] = ir.Lit("text")
         _drop_unchosen(fields, explicit)
 
     def _distributed(self, raw: Any) -> dict[str, Any]:
@@ -301,8 +299,7 @@ class JobResolver:
 
 def _drop_unchosen(fields: dict[str, ir.Value], explicit: set[str]) -> None:
     """Defaults of options the config did not choose are not settings of the program."""
-    task = ir.lit(fields.get("task", ir.Lit("sft")))
-    drop: list[str] = list(CLASSIFICATION_FIELDS if task == "sft" else SFT_FIELDS)
+    drop: list[str] = []
     adapter = fields.get("peft_adapter")
     if isinstance(adapter, ir.Lit) and adapter.value is None:
         drop += LORA_FIELDS

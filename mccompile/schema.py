@@ -23,11 +23,44 @@ def schema_path() -> Path:
     return resource_dir("schemas") / SCHEMA_NAME
 
 
-@cache
-def schema() -> dict[str, Any]:
+def common_schema() -> dict[str, Any]:
+    """The schema file: every key but the tasks' own."""
     with schema_path().open(encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The whole language: the schema file with each task's keys joined to the trainer.
+
+    The trainer takes the keys of the task it names: one ``if task is X then X's keys``
+    branch per task, and ``unevaluatedProperties: false`` for the rest (as the datasets
+    component does for ``provider`` and ``method``).
+    """
+    from mccompile import tasks
+
+    data = common_schema()
+    trainer = data["$defs"]["model_trainer"]
+    trainer.pop("additionalProperties", None)
+    task = trainer["properties"]["task"]
+    task["anyOf"] = [{"enum": tasks.names()}]
+    task["default"] = tasks.DEFAULT
+    task["description"] = "; ".join(f"{m.NAME}: {m.DESCRIPTION}" for m in tasks.REGISTRY.values())
+    branches = []
+    for name, module in tasks.REGISTRY.items():
+        condition: dict[str, Any] = {"properties": {"task": {"const": name}}}
+        if name != tasks.DEFAULT:  # no task key means the default task
+            condition["required"] = ["task"]
+        branches.append({"if": condition, "then": {"properties": module.FIELDS}})
+    trainer["allOf"] = branches
+    trainer["unevaluatedProperties"] = False
+    return data
+
+
+def schema_text() -> str:
+    """The assembled schema as ``mccompile schema`` prints it."""
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def defs() -> dict[str, Any]:
@@ -35,9 +68,24 @@ def defs() -> dict[str, Any]:
     return result
 
 
-def trainer_fields() -> dict[str, Any]:
-    fields: dict[str, Any] = defs()["model_trainer"]["properties"]
+def trainer_fields(task: str | None = None) -> dict[str, Any]:
+    """The trainer's keys for ``task`` (common keys, then the task's); every task's without one."""
+    trainer = defs()["model_trainer"]
+    fields: dict[str, Any] = dict(trainer["properties"])
+    for branch in trainer["allOf"]:
+        if task is None or branch["if"]["properties"]["task"]["const"] == task:
+            for key, spec in branch["then"]["properties"].items():
+                fields.setdefault(key, spec)
     return fields
+
+
+def task_fields(task: str) -> dict[str, Any]:
+    """The keys only ``task`` reads."""
+    for branch in defs()["model_trainer"]["allOf"]:
+        if branch["if"]["properties"]["task"]["const"] == task:
+            fields: dict[str, Any] = branch["then"]["properties"]
+            return fields
+    return {}
 
 
 def _branches(kind_key: str) -> dict[str, dict[str, Any]]:

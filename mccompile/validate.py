@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mccompile import schema as sch
+from mccompile import tasks
 from mccompile.errors import Diagnostics
 from mccompile.loader import Document, Path_
 
@@ -193,7 +194,10 @@ def _allowed_keys(data: Any, path: Path_, instance: dict[str, Any]) -> set[str] 
             if isinstance(method, str):
                 keys |= set(sch.operation_fields(method))
             return keys
-        return set(sch.trainer_fields())
+        task = instance.get("task", tasks.DEFAULT)
+        if task not in tasks.names():
+            return None  # the bad task is the error to report
+        return set(sch.trainer_fields(task))
     return set()
 
 
@@ -208,7 +212,11 @@ class _Reporter:
             if key in allowed:
                 continue
             msg = f"unknown key '{key}'{where(data, path + (key,))}"
-            hint = did_you_mean(key, allowed) or self._belongs_elsewhere(path, instance, key)
+            other = self._belongs_elsewhere(path, instance, key)
+            if "applies to task" in other:
+                hint = other  # another task's key: saying so beats a near miss
+            else:
+                hint = did_you_mean(key, allowed) or other
             self.diags.error(
                 "unknown-key",
                 msg,
@@ -230,6 +238,10 @@ class _Reporter:
                 if key in sch.operation_fields(method):
                     return f"'{key}' belongs to method: {method}"
         elif instance.get("type") == "model-trainer":
+            owners = tasks.holders(key)
+            if owners:
+                task = instance.get("task", tasks.DEFAULT)
+                return f"'{key}' applies to task: {', '.join(owners)}, not {task}"
             every = set(sch.common_fields())
             for m in sch.methods():
                 every |= set(sch.operation_fields(m))

@@ -1,0 +1,50 @@
+"""What the task modules share: reading a job's fields, writing schema fragments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mccompile import ir
+
+
+def value(job: ir.Job, key: str) -> Any:
+    """The literal of a field (None when absent or not a literal)."""
+    return ir.lit(job.fields[key]) if key in job.fields else None
+
+
+def is_set(job: ir.Job, key: str) -> bool:
+    """Given in the config, and not as null or false."""
+    return key in job.explicit and not (
+        isinstance(job.fields.get(key), ir.Lit) and value(job, key) in (None, False)
+    )
+
+
+def is_null(job: ir.Job, key: str) -> bool:
+    """A literal null (a value from an option or the environment is not)."""
+    f = job.fields.get(key)
+    return isinstance(f, ir.Lit) and f.value is None
+
+
+def text_field(description: str, default: Any = None) -> dict[str, Any]:
+    """A column name or null, possibly from an expression."""
+    return {
+        "description": description,
+        "anyOf": [{"type": ["string", "null"]}, {"$ref": "#/$defs/expression"}],
+        "default": default,
+    }
+
+
+def bool_field(description: str, default: bool) -> dict[str, Any]:
+    return {
+        "description": description,
+        "anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}],
+        "default": default,
+    }
+
+
+def number_field(description: str, default: Any, **bounds: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "anyOf": [{"type": "number", **bounds}, {"$ref": "#/$defs/expression"}],
+        "default": default,
+    }

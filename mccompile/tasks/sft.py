@@ -1,0 +1,155 @@
+"""task: sft — supervised fine-tuning of a causal LM (TRL's SFTTrainer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mccompile import ir
+from mccompile.tasks.base import bool_field, is_null, is_set, text_field, value
+
+if TYPE_CHECKING:
+    from mccompile.checks import Checker, Where
+
+NAME = "sft"
+DESCRIPTION = "supervised fine-tuning of a causal LM"
+TEMPLATE = "sft.py.jinja"
+REQUIREMENTS = ("trl",)
+IMPORTS = ("math",)
+
+FIELDS: dict[str, Any] = {
+    "packing": bool_field("SFT: pack several short examples into one sequence.", False),
+    "text_column": text_field(
+        "SFT: the column holding whole training texts; classification: the input text"
+        " (default text)."
+    ),
+    "prompt_column": text_field("SFT: the prompt column (with response_column)."),
+    "response_column": text_field("SFT: the response column (with prompt_column)."),
+    "system_column": text_field("SFT: optional system-prompt column."),
+    "messages_column": {
+        "description": "SFT: the column of chat turns ({role, content}).",
+        "type": "string",
+        "default": "messages",
+    },
+    "train_on_prompt": bool_field(
+        "SFT: also compute loss on prompts and non-assistant turns.", False
+    ),
+    "padding_free": bool_field(
+        "SFT: concatenate each batch without padding (position ids mark the examples).", False
+    ),
+}
+
+SETTING_GROUPS: dict[str, list[str]] = {
+    "Data": [
+        "max_seq_length",
+        "packing",
+        "text_column",
+        "prompt_column",
+        "response_column",
+        "system_column",
+        "messages_column",
+        "train_on_prompt",
+        "validation_split",
+    ],
+    "Speed": [
+        "group_by_length",
+        "padding_free",
+        "use_liger_kernel",
+        "torch_compile",
+        "dataloader_num_workers",
+    ],
+}
+
+# settings the code of a data format never reads
+_HIDDEN: dict[str, tuple[str, ...]] = {
+    "text": (
+        "prompt_column",
+        "response_column",
+        "system_column",
+        "messages_column",
+        "train_on_prompt",
+    ),
+    "prompt_response": ("text_column", "messages_column"),
+    "auto": ("text_column", "prompt_column", "response_column", "system_column"),
+}
+
+
+def data_format(job: ir.Job) -> str:
+    """text, prompt_response, or auto (detected from the columns at run time)."""
+    if not is_null(job, "text_column"):
+        return "text"
+    if not is_null(job, "prompt_column"):
+        return "prompt_response"
+    return "auto"
+
+
+def hidden(fmt: str) -> tuple[str, ...]:
+    return _HIDDEN.get(fmt, ())
+
+
+@dataclass(frozen=True)
+class SFTProgram:
+    """What sft.py.jinja reads as ``p.task``."""
+
+    name: str
+    loss_on: str  # which tokens carry the loss, in words
+    system_from_column: bool  # prompt_response rows read a system column
+    may_pack: bool  # packing is on, or set at run time
+
+
+def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]) -> SFTProgram:
+    fmt = data_format(job)
+    if fmt == "text":
+        loss_on = "every token"
+    elif values.get("train_on_prompt") is False:
+        loss_on = "the responses"
+    else:
+        loss_on = "every token (train_on_prompt)"
+    return SFTProgram(
+        name=NAME,
+        loss_on=loss_on,
+        system_from_column=not (
+            values.get("system_column") is None and ref.get("system_column") == "SYSTEM_COLUMN"
+        ),
+        may_pack=values.get("packing") is not False,
+    )
+
+
+def check(c: Checker, job: ir.Job, where: Where) -> None:
+    given = job.explicit
+    cid = job.component
+    if is_set(job, "text_column") and (
+        is_set(job, "prompt_column") or is_set(job, "response_column")
+    ):
+        c.error(
+            "column-conflict",
+            f"component '{cid}' gives both text_column and prompt_column/response_column;"
+            " use one kind of data",
+            where("text_column"),
+        )
+    elif is_set(job, "prompt_column") != is_set(job, "response_column"):
+        have, lack = (
+            ("prompt_column", "response_column")
+            if is_set(job, "prompt_column")
+            else ("response_column", "prompt_column")
+        )
+        c.error("column-pair", f"'{have}' needs '{lack}' as well", where(have))
+    if is_set(job, "system_column") and not is_set(job, "prompt_column"):
+        c.error(
+            "column-pair",
+            "'system_column' goes with prompt_column and response_column",
+            where("system_column"),
+        )
+    if "messages_column" in given and (is_set(job, "text_column") or is_set(job, "prompt_column")):
+        c.error(
+            "column-conflict",
+            "'messages_column' is for chat data; it cannot go with text_column or prompt_column",
+            where("messages_column"),
+        )
+    if value(job, "train_on_prompt") and is_set(job, "text_column"):
+        c.warning(
+            "no-effect",
+            "train_on_prompt has no effect with text_column (every token carries loss)",
+            where("train_on_prompt"),
+        )
