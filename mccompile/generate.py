@@ -467,7 +467,7 @@ def _train(p: Program, job: ir.Job) -> None:
 
 def _launch(p: Program, job: ir.Job | None) -> None:
     dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
-    strategy = dist.get("strategy", "none")
+    strategy = dist.get("strategy", "auto")
     procs = dist.get("num_processes", "auto")
     p.launch = {
         "strategy": strategy,
@@ -477,6 +477,8 @@ def _launch(p: Program, job: ir.Job | None) -> None:
         "offload": bool(dist.get("offload")),
         "precision": p.train.get("precision", "no"),
         "distributed_type": {
+            # auto: one process here; launch.sh adds --multi_gpu where it starts more
+            "auto": "NO",
             "none": "NO",
             "ddp": "MULTI_GPU",
             "fsdp": "FSDP",
