@@ -167,7 +167,7 @@ class Checker:
 
     def _distributed(self, job: ir.Job, where: Where) -> None:
         dist = ir.lit(job.fields["distributed"]) or {}
-        strategy = dist.get("strategy", "none")
+        strategy = dist.get("strategy", "auto")
         path = where("distributed")
         given = self._raw_keys(path)
         if "zero_stage" in given and strategy != "deepspeed":
@@ -187,13 +187,15 @@ class Checker:
             if isinstance(machines, int) and machines > 1:
                 self._error(
                     "distributed",
-                    "num_machines > 1 needs a strategy (ddp, fsdp or deepspeed)",
+                    "strategy none is exactly one process; num_machines > 1 needs auto, ddp,"
+                    " fsdp or deepspeed",
                     path + ("num_machines",),
                 )
             if isinstance(dist.get("num_processes"), int) and dist["num_processes"] > 1:
                 self._error(
                     "distributed",
-                    "num_processes > 1 needs a strategy (ddp, fsdp or deepspeed)",
+                    "strategy none is exactly one process; num_processes > 1 needs auto, ddp,"
+                    " fsdp or deepspeed",
                     path + ("num_processes",),
                 )
         quant = ir.lit(job.fields.get("quantization", ir.Lit(None)))

@@ -487,7 +487,7 @@ def _train(p: Program, job: ir.Job) -> None:
 
 def _launch(p: Program, job: ir.Job | None) -> None:
     dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
-    strategy = dist.get("strategy", "none")
+    strategy = dist.get("strategy", "auto")
     procs = dist.get("num_processes", "auto")
     p.launch = Launch(
         strategy=strategy,
@@ -497,6 +497,8 @@ def _launch(p: Program, job: ir.Job | None) -> None:
         offload=bool(dist.get("offload")),
         precision=p.train.precision if p.train else "no",
         distributed_type={
+            # auto: one process here; launch.sh adds --multi_gpu where it starts more
+            "auto": "NO",
             "none": "NO",
             "ddp": "MULTI_GPU",
             "fsdp": "FSDP",

@@ -5,6 +5,56 @@
 # Relative paths in the config resolve against the folder you run this from.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# One process: the GPU if there is one, the CPU otherwise.
-exec accelerate launch --config_file "$HERE/accelerate_config.yaml" --num_processes 1 \
+# `accelerate launch` with the program's own exit status: accelerate turns every
+# failed run into exit 1 after a CalledProcessError or ChildFailedError traceback;
+# this runs the same launcher and exits as the program did (2: bad data, options
+# or environment, after its own message; 130 / 143: stopped by SIGINT / SIGTERM).
+ACCELERATE_LAUNCH='
+import subprocess
+import sys
+
+from accelerate.commands.launch import launch_command, launch_command_parser
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+
+def status(code):
+    return 128 - code if code < 0 else code
+
+
+try:
+    launch_command(launch_command_parser().parse_args(sys.argv[1:]))
+except subprocess.CalledProcessError as error:
+    sys.exit(status(error.returncode))
+except ChildFailedError as error:
+    sys.exit(status(error.get_first_failure()[1].exitcode))
+'
+count_gpus() {
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --list-gpus 2>/dev/null | grep -c '^GPU' || true
+  else
+    echo 0
+  fi
+}
+NUM_MACHINES="${NUM_MACHINES:-1}"
+MACHINE_RANK="${MACHINE_RANK:-0}"
+MAIN_PROCESS_IP="${MAIN_PROCESS_IP:-127.0.0.1}"
+MAIN_PROCESS_PORT="${MAIN_PROCESS_PORT:-29500}"
+PER_MACHINE="${NUM_PROCESSES:-$(count_gpus)}"
+if [ "$PER_MACHINE" -lt 1 ] && [ "$NUM_MACHINES" -le 1 ]; then
+  echo "launch.sh: no GPU found; running one CPU process" >&2
+  exec python -c "$ACCELERATE_LAUNCH" --num_processes 1 --num_machines 1 --mixed_precision no --cpu \
+    "$HERE/train.py" "$@"
+fi
+if [ "$PER_MACHINE" -lt 1 ]; then
+  echo "launch.sh: no GPU found; running one CPU process on this machine" >&2
+  PER_MACHINE=1
+fi
+# Strategy auto: data parallel (DDP) when more than one process takes part.
+if [ "$((PER_MACHINE * NUM_MACHINES))" -eq 1 ]; then
+  exec python -c "$ACCELERATE_LAUNCH" --config_file "$HERE/accelerate_config.yaml" --num_processes 1 \
+    "$HERE/train.py" "$@"
+fi
+exec python -c "$ACCELERATE_LAUNCH" --config_file "$HERE/accelerate_config.yaml" --multi_gpu \
+  --num_processes "$((PER_MACHINE * NUM_MACHINES))" --num_machines "$NUM_MACHINES" \
+  --machine_rank "$MACHINE_RANK" --main_process_ip "$MAIN_PROCESS_IP" --main_process_port "$MAIN_PROCESS_PORT" \
   "$HERE/train.py" "$@"

@@ -1,0 +1,107 @@
+"""launch.sh passes the program's exit status through, with no launcher traceback after it.
+
+``accelerate launch`` alone ends every failed run with exit 1 and a CalledProcessError (one
+process) or ChildFailedError (torchrun) traceback after the program's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import build, trainer_yaml
+
+pytestmark = pytest.mark.e2e
+pytest.importorskip("trl")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("NUM_PROCESSES", None)
+    env.update(extra)
+    return env
+
+
+def _bundle(tmp_path: Path, model: Path, rows: int = 32) -> tuple[Path, Path]:
+    """A config without ``distributed:`` (strategy auto), built; its launch.sh and data."""
+    data = tmp_path / "t.jsonl"
+    data.write_text(
+        "".join(json.dumps({"text": f"Row {i}: the quick brown fox."}) + "\n" for i in range(rows))
+    )
+    config = "components:\n" + trainer_yaml(
+        model, Path("run"), text_column="text", peft_adapter="lora", max_seq_length=64
+    )
+    return build(tmp_path, config) / "trainer" / "launch.sh", data
+
+
+def _launch(launch: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(launch), *args],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_exit_2_passes_through_without_a_traceback(
+    tmp_path: Path, tiny_model: Path, processes: str
+) -> None:
+    launch, _ = _bundle(tmp_path, tiny_model)
+    result = _launch(launch, "--dataset", "missing.jsonl", cwd=tmp_path, NUM_PROCESSES=processes)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "error: dataset 'missing.jsonl' does not exist" in result.stderr
+    for launcher_noise in ("Traceback", "CalledProcessError", "ChildFailedError"):
+        assert launcher_noise not in output, output[-3000:]
+
+
+def test_two_processes_by_default_form_one_ddp_group(tmp_path: Path, tiny_model: Path) -> None:
+    """Strategy auto with two processes is data parallel: 3 steps of 4 rows on 2 ranks."""
+    launch, data = _bundle(tmp_path, tiny_model)
+    result = _launch(
+        launch, "--dataset", str(data), "--max-steps", "3", cwd=tmp_path, NUM_PROCESSES="2"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
+    assert summary["epoch"] == pytest.approx(3 * 4 * 2 / 32)
+
+
+def test_sigterm_to_launch_sh_exits_143(tmp_path: Path, tiny_model: Path) -> None:
+    launch, data = _bundle(tmp_path, tiny_model, rows=400)
+    process = subprocess.Popen(
+        ["bash", str(launch), "--dataset", str(data), "--max-steps", "100"],
+        cwd=tmp_path,
+        env=_env(NUM_PROCESSES="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 240
+    for line in process.stdout:
+        if line.startswith("{'loss'"):
+            process.send_signal(signal.SIGTERM)  # launch.sh execs the launcher: same PID
+            break
+        assert time.monotonic() < deadline
+    rest = process.communicate(timeout=240)[0]
+    assert process.returncode == 143, rest[-3000:]
+    assert "Traceback" not in rest, rest[-3000:]
+    assert list((tmp_path / "run").glob("checkpoint-*"))
