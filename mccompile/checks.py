@@ -306,6 +306,40 @@ class Checker:
                 )
         elif method == "concat":
             self._need(job, "datasets", where)
+        elif method == "interleave":
+            self._need(job, "datasets", where)
+            self._probabilities(job, where)
+        elif method == "deduplicate":
+            self._need(job, "dataset", where)
+
+    def _probabilities(self, job: ir.Job, where: Where) -> None:
+        """An interleave's probabilities: one per dataset, summing to 1."""
+        probs = ir.lit(job.fields.get("probabilities", ir.Lit(None)))
+        if not isinstance(probs, list) or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) for p in probs
+        ):
+            return
+        given = job.fields.get("datasets")
+        count = (
+            len(given.items)
+            if isinstance(given, ir.Seq)
+            else len(given.value)
+            if isinstance(given, ir.Lit) and isinstance(given.value, list)
+            else None
+        )
+        if count is not None and len(probs) != count:
+            self._error(
+                "probabilities",
+                f"interleave has {count} datasets but {len(probs)} probabilities; give one per"
+                " dataset",
+                where("probabilities"),
+            )
+        elif abs(sum(probs) - 1) > 1e-6:
+            self._error(
+                "probabilities",
+                f"interleave probabilities sum to {sum(probs):g}, not 1",
+                where("probabilities"),
+            )
 
     def streams(self, wf: ir.Workflow, locate: Callable[[str], Where]) -> None:
         """What a stream (a loader with streaming: true) cannot feed: its length is unknown."""
@@ -324,6 +358,13 @@ class Checker:
                     "streaming",
                     f"select rows needs the dataset's length; job '{job.id}' reads a stream",
                     where("indices"),
+                )
+            if job.method == "deduplicate":
+                self._error(
+                    "streaming",
+                    f"deduplicate needs the whole dataset (every row is compared with every"
+                    f" other); job '{job.id}' reads a stream",
+                    where("dataset"),
                 )
             if job.kind != "train":
                 continue

@@ -71,6 +71,9 @@ HELPER_NEEDS = {
     "filter_rows": {"first_rows", "progress"},
     "filter_with": {"first_rows", "progress"},
     "map_template": {"first_rows", "progress"},
+    "concat_datasets": {"align_types"},
+    "interleave_datasets": {"align_types", "first_rows"},
+    "deduplicate_rows": {"first_rows"},
 }
 # standard-library modules each dataset helper needs
 HELPER_IMPORTS = {
@@ -80,6 +83,8 @@ HELPER_IMPORTS = {
     "filter_rows": ["re"],
     "re": ["re"],
     "map_template": ["string"],
+    "interleave_datasets": ["collections"],
+    "deduplicate_rows": ["hashlib"],
 }
 
 # trainer fields shown in the settings block: (group, field, constant)
@@ -315,6 +320,8 @@ def _data_steps(p: Program) -> None:
                 "select": "select_" + str(ir.lit(job.fields.get("axis", ir.Lit("columns")))),
                 "filter": "filter_rows",
                 "map": "map_template",
+                "interleave": "interleave_datasets",
+                "deduplicate": "deduplicate_rows",
             }[job.method or ""]
             names = list(sch.operation_fields(job.method or ""))
             if job.method == "select":
@@ -329,6 +336,8 @@ def _data_steps(p: Program) -> None:
             p.helpers.update(compiled.helpers)
             function = "filter_with"
             kwargs = [kwargs[0], ("keep", keep.name), ("columns", py(list(compiled.columns)))]
+        if job.method == "interleave":
+            kwargs.insert(1, ("names", _source_names(job.fields.get("datasets", ir.Lit(None)))))
         p.helpers.update({function, "report"})
         p.steps.append(Step(job.id, job.var, title, function, tuple(kwargs)))
 
@@ -347,6 +356,25 @@ def _argument(p: Program, name: str, value: ir.Value) -> str:
             p.helpers.add("open_dataset")
         return "[" + ", ".join(opened) + "]"
     return code(value)
+
+
+def _source_names(value: ir.Value) -> str:
+    """Code for the names the program gives an interleave's datasets when it prints their shares."""
+    if isinstance(value, ir.Seq):
+        items: tuple[ir.Value, ...] = value.items
+    elif isinstance(value, ir.Lit) and isinstance(value.value, list):
+        items = tuple(ir.Lit(v) for v in value.value)
+    else:  # the whole list comes from an option: numbered at run time
+        return f'[f"dataset {{n}}" for n in range(1, len({code(value)}) + 1)]'
+    names = [
+        py(v.job)
+        if isinstance(v, ir.JobRef)
+        else py("--" + v.name.replace("_", "-"))
+        if isinstance(v, ir.InputRef)
+        else code(v)
+        for v in items
+    ]
+    return "[" + ", ".join(names) + "]"
 
 
 def _dataset_source(p: Program, value: ir.Value | None) -> str | None:

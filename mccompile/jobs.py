@@ -222,7 +222,7 @@ class JobResolver:
             self.error(
                 "missing-method",
                 f"component '{comp_id}' is an operations component: job '{jid}' must give a"
-                " 'method' (concat, select, filter or map)",
+                " 'method' (concat, select, filter, map, interleave or deduplicate)",
                 jpath,
             )
         return method if isinstance(method, str) else None
