@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         " filled in, and the options the generated program takes.",
     )
     plan.add_argument("config", metavar="CONFIG", help="the YAML config")
+    plan.add_argument(
+        "--gpu-memory",
+        type=_gpu_memory,
+        default=None,
+        metavar="SIZE",
+        help="say whether each trainer fits a GPU of this memory (80GB, 40GiB, or a name:"
+        " H100, H200, A100-40GB, A100-80GB, L4, A10G, T4, RTX4090...) and what to change if not",
+    )
     _add_format(plan)
 
     diff = sub.add_parser(
@@ -107,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
         " '# yaml-language-server: $schema=<path>' to a config.",
     )
     return parser
+
+
+def _gpu_memory(text: str) -> tuple[str, int]:
+    from mccompile.resources import GPUS, parse_gpu_memory
+
+    parsed = parse_gpu_memory(text)
+    if parsed is None:
+        names = ", ".join(sorted(GPUS))
+        raise argparse.ArgumentTypeError(f"{text!r}: a size like 80GB or 40GiB, or one of {names}")
+    return parsed
 
 
 def print_diagnostics(items: Sequence[Diagnostic], fmt: str = "text") -> None:
@@ -152,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan":
         from mccompile.plan import render_plan
 
-        info.write(render_plan(config))
+        info.write(render_plan(config, args.gpu_memory))
         return ExitCode.OK
     from mccompile.build import run_build
 

@@ -29,7 +29,18 @@ def describe_job(job: ir.Job) -> str:
     return f"model-trainer, task {task}"
 
 
-def render_plan(config: ir.Config) -> str:
+def render_resources(config: ir.Config, gpu_memory: tuple[str, int] | None = None) -> list[str]:
+    """The resource plan of every trainer (parameters, batch, tokens, GPU memory)."""
+    from mccompile.resources import format_plan, plan_config
+
+    lines: list[str] = []
+    for plan in plan_config(config, gpu_memory):
+        lines.append("")
+        lines += format_plan(plan, indent="")
+    return lines
+
+
+def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) -> str:
     lines: list[str] = [f"config {config.file} (sha256 {config.sha256[:12]})"]
     for wf in config.workflows:
         lines.append("")
@@ -65,4 +76,5 @@ def render_plan(config: ir.Config) -> str:
         for env in wf.env:
             tail = "required" if env.default is None else f"default {env.default!r}"
             lines.append(f"  environment: ${env.name} ({tail})")
+    lines += render_resources(config, gpu_memory)
     return "\n".join(lines) + "\n"

@@ -1,0 +1,253 @@
+"""The resource plan against the models transformers and peft build (meta device, no weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mccompile import resources as res
+from mccompile.architectures import distinct
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+ARCHS = distinct()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def meta_model(arch, dtype=None):
+    cfg = transformers.AutoConfig.for_model(**arch.config_dict())
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def built():
+    return {}
+
+
+def _model(built, name):
+    if name not in built:
+        built[name] = meta_model(ARCHS[name])
+    return built[name]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_parameter_count_equals_built_model(built, name):
+    model = _model(built, name)
+    assert res.count_parameters(res.modules(ARCHS[name])) == sum(
+        p.numel() for p in model.parameters()
+    )
+
+
+def _targets(arch):
+    if arch.model_type == "phi3":
+        return ["qkv_proj", "down_proj"]
+    return ["q_proj", "v_proj"]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_lora_trainable_equals_peft(name):
+    arch = ARCHS[name]
+    mods = res.modules(arch)
+    for r, targets in ((8, "all-linear"), (16, _targets(arch))):
+        model = meta_model(arch)
+        cfg = peft.LoraConfig(r=r, lora_alpha=16, target_modules=targets, task_type="CAUSAL_LM")
+        with torch.device("meta"):
+            wrapped = peft.get_peft_model(model, cfg)
+        trainable, total = wrapped.get_nb_trainable_parameters()
+        assert res.lora_trainable(mods, r, targets) == trainable, (name, r, targets)
+        assert res.count_parameters(mods) == total - trainable
+
+
+def test_dora_and_modules_to_save_equal_peft():
+    arch = ARCHS["qwen/qwen3-0.6b"]
+    mods = res.modules(arch)
+    model = meta_model(arch)
+    cfg = peft.LoraConfig(
+        r=16,
+        target_modules="all-linear",
+        use_dora=True,
+        modules_to_save=["lm_head"] if not arch.tie_word_embeddings else ["model.norm"],
+        task_type="CAUSAL_LM",
+    )
+    with torch.device("meta"):
+        wrapped = peft.get_peft_model(model, cfg)
+    trainable, _ = wrapped.get_nb_trainable_parameters()
+    assert trainable == res.lora_trainable(
+        mods, 16, "all-linear", use_dora=True, modules_to_save=list(cfg.modules_to_save)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_weight_bytes_equal_built_model(name):
+    arch = ARCHS[name]
+    for bf16, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        model = meta_model(arch, dtype=dtype)
+        built = sum(p.numel() * p.element_size() for p in model.parameters())
+        mp = res.estimate_memory(arch, res.Setup(bf16=bf16), 1)
+        assert next(p for p in mp.parts if p.name == "weights").bytes == built
+
+
+def test_adapter_and_adamw_bytes_equal_built_model():
+    arch = ARCHS["meta-llama/llama-3.2-1b"]
+    model = meta_model(arch, dtype=torch.bfloat16)
+    with torch.device("meta"):
+        wrapped = peft.get_peft_model(
+            model, peft.LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
+    trainable = [p for p in wrapped.parameters() if p.requires_grad]
+    adapter = sum(p.numel() * p.element_size() for p in trainable)
+    assert {p.dtype for p in trainable} == {torch.float32}  # peft's autocast_adapter_dtype
+    mp = res.estimate_memory(arch, res.Setup(bf16=True, lora=True, lora_r=16), 1)
+    parts = {p.name: p.bytes for p in mp.parts}
+    assert parts["adapter weights"] == adapter
+    assert parts["gradients"] == adapter
+    assert parts["optimizer states"] == 2 * adapter  # AdamW: exp_avg + exp_avg_sq, float32
+
+
+@pytest.mark.parametrize("double_quant", [True, False])
+def test_bnb4_bytes_equal_bitsandbytes(double_quant):
+    bnbf = pytest.importorskip("bitsandbytes.functional")
+    w = torch.randn(384, 320, dtype=torch.bfloat16)
+    q, st = bnbf.quantize_4bit(
+        w,
+        blocksize=64,
+        compress_statistics=double_quant,
+        quant_type="nf4",
+        quant_storage=torch.bfloat16,
+    )
+
+    def nbytes(t):
+        return t.numel() * t.element_size()
+
+    got = nbytes(q) + nbytes(st.absmax) + nbytes(st.code)
+    if st.nested:
+        got += nbytes(st.state2.absmax) + nbytes(st.offset)  # state2.code: shared, counted once
+    assert res.bnb4_bytes(w.numel(), double_quant) == got
+
+
+@pytest.mark.parametrize("optim", ["adamw_torch", "adafactor", "sgd", "adagrad", "rmsprop"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_optimizer_state_bytes_equal_transformers_optimizer(optim, lora):
+    """One real step of the optimizer transformers builds for ``optim`` on a tiny float32 model."""
+    from mccompile.architectures import Architecture
+
+    arch = Architecture("llama", 96, 32, 64, 2, 4, 2, False)
+    cfg = transformers.AutoConfig.for_model(**arch.config_dict())
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg)
+    if lora:
+        model = peft.get_peft_model(
+            model, peft.LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
+    # what Trainer.get_optimizer_cls_and_kwargs does (without importing the Trainer module)
+    from transformers import trainer_optimizer as to
+
+    args = transformers.TrainingArguments(output_dir="unused", optim=optim, report_to="none")
+    ctx = to.OptimizerContext(
+        args=args,
+        model=model,
+        optimizer_kwargs={"lr": args.learning_rate},
+        adam_kwargs={"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon},
+        optim_args=to._parse_optim_args(args.optim_args),
+    )
+    cls, kwargs = to._OPTIMIZER_HANDLERS[args.optim](ctx)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = cls(params, **kwargs)
+    model(
+        input_ids=torch.tensor([[1, 2, 3, 4]]), labels=torch.tensor([[1, 2, 3, 4]])
+    ).loss.backward()
+    opt.step()
+    states = sum(
+        t.numel() * t.element_size()
+        for st in opt.state.values()
+        for t in st.values()
+        if torch.is_tensor(t) and t.dim() > 0  # step counters are scalars: not counted
+    )
+    setup = res.Setup(lora=lora, lora_r=4, optimizer=optim)
+    part = next(
+        p for p in res.estimate_memory(arch, setup, 1).parts if p.name == "optimizer states"
+    )
+    assert part.bytes == states
+
+
+def test_architecture_from_local_folder_and_hub_cache(tmp_path, monkeypatch):
+    arch = ARCHS["qwen/qwen2.5-0.5b"]
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(arch.config_dict()))
+    found = res.find_architecture(str(folder))
+    assert not isinstance(found, str) and found.hidden_size == 896
+    assert "config.json" in found.source
+    snap = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps(arch.config_dict()))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    found = res.find_architecture("acme/tiny")
+    assert not isinstance(found, str) and found.source.startswith("hub cache")
+    table = res.find_architecture("Qwen/Qwen2.5-0.5B-Instruct")
+    assert not isinstance(table, str) and table.source.startswith("built-in table")
+    unknown = res.find_architecture("acme/unknown-model")
+    assert isinstance(unknown, str) and "cannot know" in unknown
+
+
+def test_gpu_memory_names():
+    assert res.parse_gpu_memory("80GB") == ("80GB", 80 * 10**9)
+    assert res.parse_gpu_memory("H100")[1] == int(79.6 * res.GiB)
+    assert res.parse_gpu_memory("A100-40GB")[1] == int(39.4 * res.GiB)
+    assert res.parse_gpu_memory("warp-drive") is None
+
+
+PLAN_CONFIG = """\
+components:
+  - id: t
+    type: model-trainer
+    model: {model}
+    dataset: ${{input.dataset}}
+    peft_adapter: lora
+    lora_r: 16
+    bf16: true
+    per_device_train_batch_size: 8
+    gradient_accumulation_steps: 4
+    max_seq_length: 2048
+"""
+
+
+def test_plan_prints_resources_and_fits(tmp_path, capsys):
+    from mccompile.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.1-8B"))
+    assert main(["plan", str(cfg), "--gpu-memory", "A100-40GB"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: 8,030,261,248 (8.03B) total, 41,943,040 (41.9M) trainable" in out
+    assert "processes: auto = one per GPU found at launch" in out
+    assert "effective batch 8 × 4 × 2 = 64 sequences, at most 131,072 tokens" in out
+    assert "on A100-40GB (39.4 GiB): does not fit" in out
+    assert "gradient_checkpointing: true" in out and "— fits" in out
+
+
+def test_plan_says_when_it_cannot_know(tmp_path, capsys):
+    from mccompile.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(PLAN_CONFIG.format(model="acme/never-heard-of"))
+    assert main(["plan", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "size unknown" in out and "cannot know" in out
+
+
+def test_plan_reads_a_local_model_folder(tmp_path, capsys, tiny_model):
+    from mccompile.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model)))
+    assert main(["plan", str(cfg), "--gpu-memory", "T4"]) == 0
+    out = capsys.readouterr().out
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert f"parameters: {sum(p.numel() for p in model.parameters()):,} total" in out
+    assert "on T4 (14.6 GiB): fits" in out
