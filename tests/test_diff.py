@@ -79,11 +79,11 @@ def test_derived_settings_change_with_batch_and_processes(
         "lora_r: 8 -> 16",
         "per_device_train_batch_size: 8 -> 4",
         "gradient_accumulation_steps: 1 -> 4",
-        "distributed.strategy: 'none' -> 'ddp'",
+        "distributed.strategy: 'auto' -> 'ddp'",
         "(derived) effective batch size: 8 x processes (8 x 1 per process)"
         " -> 32 (4 x 4 x 2 processes)",
         "(derived) precision: fp32 -> bf16",
-        "(derived) processes: one per GPU, 1 without one (none) -> 2 (ddp)",
+        "(derived) processes: one per GPU, 1 without one (auto) -> 2 (ddp)",
     ):
         assert f"      {row}\n" in out, out
     assert "quickstart/accelerate_config.yaml (changed)" in out
