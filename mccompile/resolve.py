@@ -12,7 +12,7 @@ from mccompile.errors import Diagnostics
 from mccompile.graph import find_cycle, run_order
 from mccompile.jobs import JobResolver
 from mccompile.loader import Document, Path_
-from mccompile.validate import did_you_mean
+from mccompile.validate import closest, did_you_mean
 
 
 class Resolver(JobResolver):
@@ -25,6 +25,7 @@ class Resolver(JobResolver):
         self.components: dict[str, tuple[int, dict[str, Any]]] = {}
         self.origins: dict[tuple[str, str], dict[str, Path_]] = {}
         self.invalid_components: set[str] = set()
+        self.components_misspelt = False
         self.nested_names: dict[Path_, str] = {}
         self.binder = Binder(doc, diags)
 
@@ -36,6 +37,12 @@ class Resolver(JobResolver):
     # -- components --------------------------------------------------------------
 
     def collect_components(self) -> None:
+        if "components" not in self.data and any(
+            closest(str(k), ("components",)) for k in self.data
+        ):
+            # a misspelt 'components:' is reported by the schema check; the jobs that name
+            # its components say nothing more
+            self.components_misspelt = True
         comps = self.data.get("components") or []
         if not isinstance(comps, list):
             return
@@ -309,7 +316,7 @@ class Resolver(JobResolver):
             try:
                 parsed = ex.parse(out)
             except ex.ExprError as err:
-                self.error("expression", str(err), path + ("output",))
+                self.error("expression", str(err), path + ("output",), suggestion=err.suggestion)
                 return None
             if isinstance(parsed, ex.Expr) and parsed.source == "jobs" and not parsed.path:
                 if parsed.name in jobs:
