@@ -8,7 +8,7 @@ from typing import Any
 from mccompile import expr as ex
 from mccompile import ir
 from mccompile.bind import Binder, Scope
-from mccompile.errors import Diagnostics
+from mccompile.errors import Diagnostics, Severity
 from mccompile.graph import find_cycle, run_order
 from mccompile.jobs import JobResolver
 from mccompile.loader import Document, Path_
@@ -158,9 +158,11 @@ class Resolver(JobResolver):
         return out
 
     def workflow(self, path: Path_, wid: str, wf: dict[str, Any]) -> ir.Workflow | None:
+        errors_before = self._errors()
         jobs_raw = wf.get("jobs")
         if not isinstance(jobs_raw, list) or not jobs_raw:
-            if "jobs" not in wf:
+            misspelt = any(closest(str(k), ("jobs",)) for k in wf if k != "jobs")
+            if "jobs" not in wf and not misspelt:  # a misspelt 'jobs:' is reported already
                 self.error("no-jobs", f"workflow '{wid}' has no jobs", path)
             return None
         scope = Scope(wid)
@@ -205,12 +207,10 @@ class Resolver(JobResolver):
         # dependencies: depends_on plus every ${jobs.X.output}
         edges: dict[str, list[str]] = {}
         edge_paths: dict[tuple[str, str], Path_] = {}
-        unknown_refs = False
         for jid, job in jobs.items():
             deps: list[str] = []
             for dep, dpath in self._deps(job_paths[jid], jobs_raw, job):
                 if dep not in jobs:
-                    unknown_refs = True
                     if dep in broken:
                         continue
                     self.error(
@@ -261,7 +261,8 @@ class Resolver(JobResolver):
                     job_paths[job.id],
                 )
         result = self._result(path, wf, ordered, jobs)
-        if trainers and not unknown_refs:
+        # a job that looks unused in a workflow with errors is most often what they broke
+        if trainers and self._errors() == errors_before:
             self._check_used(ordered, trainers[0], job_paths)
         inputs = tuple(
             ir.Input(
@@ -285,6 +286,9 @@ class Resolver(JobResolver):
             env=tuple(scope.env.values()),
             result=result,
         )
+
+    def _errors(self) -> int:
+        return sum(1 for d in self.diags.items if d.severity is Severity.ERROR)
 
     def _cycle(self, wid: str, cycle: list[str], edge_paths: dict[tuple[str, str], Path_]) -> None:
         """An error at the first reference that forms the cycle, a note at each other one."""
