@@ -60,8 +60,8 @@ class Binder:
         self.doc = doc
         self.diags = diags
 
-    def error(self, code: str, message: str, path: Path_) -> None:
-        self.diags.error(code, message, path, self.doc.pos(path))
+    def error(self, code: str, message: str, path: Path_, suggestion: str | None = None) -> None:
+        self.diags.error(code, message, path, self.doc.pos(path), suggestion)
 
     def value(self, raw: Any, path: Path_, ctx: Context, field_name: str | None) -> ir.Value:
         """Raw config data as a Value; ``field_name`` says what it feeds (for types)."""
@@ -90,7 +90,7 @@ class Binder:
         try:
             parsed = ex.parse(raw)
         except ex.ExprError as err:
-            self.error("expression", str(err), path)
+            self.error("expression", str(err), path, err.suggestion)
             return ir.Lit(raw)
         if isinstance(parsed, str):
             return ir.Lit(parsed)

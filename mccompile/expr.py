@@ -26,9 +26,10 @@ _PATH_PART = re.compile(rf"^(?:{_NAME}|[0-9]+)$")
 class ExprError(ValueError):
     """A malformed expression; ``offset`` is where in the string it starts."""
 
-    def __init__(self, message: str, offset: int = 0) -> None:
+    def __init__(self, message: str, offset: int = 0, suggestion: str | None = None) -> None:
         super().__init__(message)
         self.offset = offset
+        self.suggestion = suggestion  # "did you mean ...?", kept apart from the message
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,10 @@ def _parse_body(body: str, offset: int, whole: str) -> Expr:
     import difflib
 
     close = difflib.get_close_matches(source, SOURCES, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ExprError(
-        f"unknown source '{source}' in {whole}; expected one of {', '.join(SOURCES)}{hint}",
+        f"unknown source '{source}' in {whole}; expected one of {', '.join(SOURCES)}",
         offset,
+        f"did you mean '{close[0]}'?" if close else None,
     )
 
 

@@ -50,6 +50,7 @@ class JobResolver:
     binder: Binder
     components: dict[str, tuple[int, dict[str, Any]]]
     invalid_components: set[str]
+    components_misspelt: bool
     origins: dict[tuple[str, str], dict[str, Path_]]
     nested_names: dict[Path_, str]
 
@@ -179,7 +180,7 @@ class JobResolver:
         if not isinstance(comp_id, str):
             return None
         if comp_id not in self.components:
-            if comp_id not in self.invalid_components:
+            if comp_id not in self.invalid_components and not self.components_misspelt:
                 self.error(
                     "unknown-component",
                     f"unknown component '{comp_id}'",
@@ -236,7 +237,7 @@ class JobResolver:
             try:
                 parsed = ex.parse(job_input)
             except ex.ExprError as err:
-                self.error("expression", str(err), (*jpath, "input"))
+                self.error("expression", str(err), (*jpath, "input"), suggestion=err.suggestion)
                 return None
             if not (
                 isinstance(parsed, ex.Expr) and parsed.source == "input" and parsed.name is None

@@ -8,11 +8,11 @@ from typing import Any
 from mccompile import expr as ex
 from mccompile import ir
 from mccompile.bind import Binder, Scope
-from mccompile.errors import Diagnostics
+from mccompile.errors import Diagnostics, Severity
 from mccompile.graph import find_cycle, run_order
 from mccompile.jobs import JobResolver
 from mccompile.loader import Document, Path_
-from mccompile.validate import did_you_mean
+from mccompile.validate import closest, did_you_mean
 
 
 class Resolver(JobResolver):
@@ -25,6 +25,7 @@ class Resolver(JobResolver):
         self.components: dict[str, tuple[int, dict[str, Any]]] = {}
         self.origins: dict[tuple[str, str], dict[str, Path_]] = {}
         self.invalid_components: set[str] = set()
+        self.components_misspelt = False
         self.nested_names: dict[Path_, str] = {}
         self.binder = Binder(doc, diags)
 
@@ -36,6 +37,12 @@ class Resolver(JobResolver):
     # -- components --------------------------------------------------------------
 
     def collect_components(self) -> None:
+        if "components" not in self.data and any(
+            closest(str(k), ("components",)) for k in self.data
+        ):
+            # a misspelt 'components:' is reported by the schema check; the jobs that name
+            # its components say nothing more
+            self.components_misspelt = True
         comps = self.data.get("components") or []
         if not isinstance(comps, list):
             return
@@ -151,9 +158,11 @@ class Resolver(JobResolver):
         return out
 
     def workflow(self, path: Path_, wid: str, wf: dict[str, Any]) -> ir.Workflow | None:
+        errors_before = self._errors()
         jobs_raw = wf.get("jobs")
         if not isinstance(jobs_raw, list) or not jobs_raw:
-            if "jobs" not in wf:
+            misspelt = any(closest(str(k), ("jobs",)) for k in wf if k != "jobs")
+            if "jobs" not in wf and not misspelt:  # a misspelt 'jobs:' is reported already
                 self.error("no-jobs", f"workflow '{wid}' has no jobs", path)
             return None
         scope = Scope(wid)
@@ -198,12 +207,10 @@ class Resolver(JobResolver):
         # dependencies: depends_on plus every ${jobs.X.output}
         edges: dict[str, list[str]] = {}
         edge_paths: dict[tuple[str, str], Path_] = {}
-        unknown_refs = False
         for jid, job in jobs.items():
             deps: list[str] = []
             for dep, dpath in self._deps(job_paths[jid], jobs_raw, job):
                 if dep not in jobs:
-                    unknown_refs = True
                     if dep in broken:
                         continue
                     self.error(
@@ -254,7 +261,8 @@ class Resolver(JobResolver):
                     job_paths[job.id],
                 )
         result = self._result(path, wf, ordered, jobs)
-        if trainers and not unknown_refs:
+        # a job that looks unused in a workflow with errors is most often what they broke
+        if trainers and self._errors() == errors_before:
             self._check_used(ordered, trainers[0], job_paths)
         inputs = tuple(
             ir.Input(
@@ -278,6 +286,9 @@ class Resolver(JobResolver):
             env=tuple(scope.env.values()),
             result=result,
         )
+
+    def _errors(self) -> int:
+        return sum(1 for d in self.diags.items if d.severity is Severity.ERROR)
 
     def _cycle(self, wid: str, cycle: list[str], edge_paths: dict[tuple[str, str], Path_]) -> None:
         """An error at the first reference that forms the cycle, a note at each other one."""
@@ -309,7 +320,7 @@ class Resolver(JobResolver):
             try:
                 parsed = ex.parse(out)
             except ex.ExprError as err:
-                self.error("expression", str(err), path + ("output",))
+                self.error("expression", str(err), path + ("output",), suggestion=err.suggestion)
                 return None
             if isinstance(parsed, ex.Expr) and parsed.source == "jobs" and not parsed.path:
                 if parsed.name in jobs:

@@ -158,3 +158,44 @@ def test_github_annotates_drift_of_build_check(
         " drift::differs from what mccompile build writes; run mccompile build to update it"
     ]
     assert f"{out_dir / 'quickstart' / 'launch.sh'}: differs" in err
+
+
+UNUSED = """\
+components:
+  - id: data
+    type: datasets
+    provider: huggingface
+    path: tatsu-lab/alpaca
+  - id: trainer
+    type: model-trainer
+    model: ./tiny-model
+    dataset: ${input.dataset}
+    peft_adapter: lora
+workflows:
+  - id: w
+    jobs:
+      - id: load
+        component: data
+      - id: extra
+        component: data
+      - id: train
+        component: trainer
+        input:
+          dataset: ${jobs.load.output}
+"""
+
+
+def test_an_unused_job_is_a_warning_in_a_workflow_without_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "unused.yaml"
+    config.write_text(UNUSED)
+    assert main(["validate", str(config)]) == 0
+    assert capsys.readouterr().err == (
+        f"{config}:16:9: warning: the output of job 'extra' is used by no other job;"
+        " the training program will still run it\n"
+    )
+    # with an error in the workflow, the warning would most often be about what it broke
+    config.write_text(UNUSED.replace("${jobs.load.output}", "${jobs.laod.output}"))
+    assert main(["validate", str(config)]) == 2
+    assert "used by no other job" not in capsys.readouterr().err

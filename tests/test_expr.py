@@ -53,7 +53,7 @@ def test_default_may_hold_braces() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("${inputs.x}", "did you mean 'input'"),
+        ("${inputs.x}", "unknown source 'inputs'"),
         ("${input.x", "unterminated"),
         ("${jobs.a}", "${jobs.JOB_ID.output}"),
         ("${input.x as float}", "unknown type 'float'"),
@@ -67,6 +67,13 @@ def test_malformed_expressions(text: str, message: str) -> None:
         ExprError, match=message.replace("$", r"\$").replace("{", r"\{").replace("}", r"\}")
     ):
         parse(text)
+
+
+def test_an_unknown_source_suggests_the_close_one() -> None:
+    with pytest.raises(ExprError) as err:
+        parse("${inputs.x}")
+    assert "did you mean" not in str(err.value)
+    assert err.value.suggestion == "did you mean 'input'?"
 
 
 @pytest.mark.parametrize(
