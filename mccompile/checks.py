@@ -11,7 +11,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from mccompile import ir
+from mccompile import ir, launchers
 from mccompile.errors import Diagnostics
 from mccompile.fields import CLASSIFICATION_FIELDS, LORA_FIELDS, SFT_FIELDS
 from mccompile.loader import Document, Path_
@@ -250,6 +250,7 @@ class Checker:
                 f"int8 quantization cannot be sharded by {strategy}; use nf4 or ddp",
                 where("quantization"),
             )
+        launchers.check(dist, path, self._error, self._warning)
 
     def _raw_keys(self, path: Path_) -> set[str]:
         node: Any = self.doc.data

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mccompile import __version__, ir
+from mccompile import __version__, ir, launchers
 from mccompile import schema as sch
 from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
@@ -406,6 +406,13 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
 
 
 # settings the code of a data format never reads
+# the launch file of each cluster engine under distributed:, written when the config asks
+LAUNCH_FILES = {
+    "slurm": "slurm.sbatch",
+    "skypilot": "skypilot.yaml",
+    "kubernetes": "kubernetes.yaml",
+}
+
 HIDDEN: dict[str, tuple[str, ...]] = {
     "text": (
         "prompt_column",
@@ -484,6 +491,7 @@ def _launch(p: Program, job: ir.Job | None) -> None:
             "fsdp": "FSDP",
             "deepspeed": "DEEPSPEED",
         }[strategy],
+        "launchers": launchers.settings(dist, p.workflow.id),
     }
 
 
@@ -534,4 +542,7 @@ def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
         "requirements.txt": render_text("requirements.txt.jinja", p=p),
         "README.md": render_text("README.md.jinja", p=p),
     }
+    for engine, name in LAUNCH_FILES.items():  # only those the config asks for
+        if engine in p.launch["launchers"]:
+            files[name] = render_text(f"{name}.jinja", p=p)
     return files
