@@ -241,6 +241,9 @@ def settings(dist: dict[str, Any], workflow_id: str) -> dict[str, Any]:
                 lines.append(f"--{option}={slurm[key]}")
         out["slurm"] = {
             "sbatch": lines + extra,
+            # written on each srun too: srun does not take it from the job in every Slurm
+            # version (22.05 does not)
+            "cpus": slurm.get("cpus_per_task"),
             "processes": procs if isinstance(procs, int) else count,
         }
     sky = dist.get("skypilot")
