@@ -8,14 +8,19 @@ variables to launch.sh's, run with the variables the engines set.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shlex
 import subprocess
+from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from mccompile.cli import main
 from mccompile.render import RenderError, sbatch, sh, yaml_scalar
@@ -233,3 +238,91 @@ def test_sbatch_filter_refuses_anything_but_a_plain_option(value: str) -> None:
     else:
         with pytest.raises(RenderError):
             sbatch(value)
+
+
+LAUNCHER_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff\x85\u2028\u2029"
+    ),
+    min_size=1,
+    max_size=30,
+).filter(lambda s: "${" not in s)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(key=("slurm", "partition"), value="gpu,debug")
+@example(key=("slurm", "time"), value="1-00")
+@example(key=("slurm", "gpus_per_node"), value="h100:4")
+@example(key=("slurm", "extra_args"), value="--constraint=a100&ib|h100")
+@example(key=("skypilot", "accelerators"), value="L4")
+@example(key=("kubernetes", "image"), value="registry.local:5000/ml/train@sha256:" + "a" * 64)
+@example(key=("kubernetes", "namespace"), value="ml-team")
+@example(key=("slurm", "partition"), value="gpu\n#SBATCH --nodes=99")
+@example(key=("slurm", "extra_args"), value="--x=1 --nodes=99")
+@example(key=("kubernetes", "image"), value='x"\nkind: Pod')
+@example(key=("kubernetes", "namespace"), value="ml\n  name: x")
+@example(key=("skypilot", "accelerators"), value="A100:8\nrun: id")
+@given(
+    key=st.sampled_from(
+        [
+            ("slurm", "partition"),
+            ("slurm", "account"),
+            ("slurm", "time"),
+            ("slurm", "gpus_per_node"),
+            ("slurm", "extra_args"),
+            ("skypilot", "accelerators"),
+            ("kubernetes", "image"),
+            ("kubernetes", "namespace"),
+        ]
+    ),
+    value=LAUNCHER_TEXT,
+)
+def test_any_launcher_text_is_refused_or_written_as_itself(
+    tmp_path: Path, key: tuple[str, str], value: str
+) -> None:
+    """No text escapes its #SBATCH line or its YAML scalar; what cannot be written is a
+    diagnostic (exit 2), never a traceback."""
+    engine, field = key
+    settings_ = {"image": "img"} if engine == "kubernetes" else {}
+    settings_[field] = [value] if field == "extra_args" else value
+    config = {
+        "components": [
+            {"id": "t", "type": "model-trainer", "model": "m", "distributed": {engine: settings_}}
+        ]
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, default_style='"'))
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = main(["build", str(path), "-o", str(tmp_path / "out"), "--force"])
+    assert code in (0, 2), err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    if code == 2:
+        assert re.search(r"c\.yaml:\d+:\d+: error: ", err.getvalue()), err.getvalue()
+        return
+    bundle = tmp_path / "out" / "t"
+    if engine == "slurm":
+        option = {"partition": "--partition=", "account": "--account=", "time": "--time="}.get(
+            field, "--gpus-per-node=" if field == "gpus_per_node" else ""
+        )
+        lines = [
+            line[len("#SBATCH ") :]
+            for line in (bundle / "slurm.sbatch").read_text().splitlines()
+            if line.startswith("#SBATCH ")
+        ]
+        assert option + value in lines
+        assert sum(line.startswith("--nodes=") for line in lines) == 1
+    elif engine == "skypilot":
+        task = yaml.safe_load((bundle / "skypilot.yaml").read_text())
+        assert task["resources"]["accelerators"] == value
+        assert set(task) == {"name", "num_nodes", "resources", "workdir", "envs", "setup", "run"}
+    else:
+        manifest = yaml.safe_load((bundle / "kubernetes.yaml").read_text())
+        found = manifest["spec"]["trainer"]["image"] if field == "image" else None
+        found = manifest["metadata"].get("namespace") if field == "namespace" else found
+        assert found == value
+        assert manifest["kind"] == "TrainJob"
