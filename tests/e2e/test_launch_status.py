@@ -37,8 +37,10 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _bundle(tmp_path: Path, model: Path, rows: int = 32) -> tuple[Path, Path]:
-    """A config without ``distributed:`` (strategy auto), built; its launch.sh and data."""
+def _bundle(
+    tmp_path: Path, model: Path, rows: int = 32, distributed: str = ""
+) -> tuple[Path, Path]:
+    """A config (without ``distributed:``: strategy auto), built; its launch.sh and data."""
     data = tmp_path / "t.jsonl"
     data.write_text(
         "".join(json.dumps({"text": f"Row {i}: the quick brown fox."}) + "\n" for i in range(rows))
@@ -46,6 +48,8 @@ def _bundle(tmp_path: Path, model: Path, rows: int = 32) -> tuple[Path, Path]:
     config = "components:\n" + trainer_yaml(
         model, Path("run"), text_column="text", peft_adapter="lora", max_seq_length=64
     )
+    if distributed:
+        config += f"    distributed: {distributed}\n"
     return build(tmp_path, config) / "trainer" / "launch.sh", data
 
 
@@ -100,6 +104,15 @@ def test_auto_is_one_plain_process_on_one_gpu_and_ddp_on_more(
     summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
     # 3 steps of 4 rows on each of the processes: 1 process on 1 GPU, DDP over 2
     assert summary["epoch"] == pytest.approx(3 * 4 * gpus / 32)
+
+
+def test_strategy_none_is_one_process_whatever_num_processes_says(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    launch, _ = _bundle(tmp_path, tiny_model, distributed="{strategy: none}")
+    result = _launch(launch, "--dataset", "missing.jsonl", cwd=tmp_path, NUM_PROCESSES="2")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.count("error: dataset 'missing.jsonl' does not exist") == 1
 
 
 def test_sigterm_to_launch_sh_exits_143(tmp_path: Path, tiny_model: Path) -> None:
