@@ -138,7 +138,7 @@ def _write(out: Path, files: dict[str, bytes], keep: dict[str, bytes]) -> None:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-            if rel.endswith(".sh"):
+            if rel.endswith((".sh", ".sbatch")):
                 target.chmod(0o755)
         if keep and out.is_dir():
             # keep the modes of files that are not ours

@@ -11,7 +11,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from mccompile import ir, tasks
+from mccompile import ir, launchers, tasks
 from mccompile.errors import Diagnostics
 from mccompile.fields import LORA_FIELDS
 from mccompile.loader import Document, Path_
@@ -205,6 +205,7 @@ class Checker:
                 f"int8 quantization cannot be sharded by {strategy}; use nf4 or ddp",
                 where("quantization"),
             )
+        launchers.check(dist, path, self._error, self._warning)
 
     def _raw_keys(self, path: Path_) -> set[str]:
         node: Any = self.doc.data

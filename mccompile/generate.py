@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mccompile import __version__, ir, tasks
+from mccompile import __version__, ir, launchers, tasks
 from mccompile import schema as sch
 from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
@@ -216,6 +216,7 @@ class Launch:
     offload: bool
     precision: str
     distributed_type: str
+    launchers: dict[str, Any]  # engine -> the values its launch file reads
 
 
 @dataclass
@@ -472,6 +473,13 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
     p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
 
 
+# the launch file of each cluster engine under distributed:, written when the config asks
+LAUNCH_FILES = {
+    "slurm": "slurm.sbatch",
+    "skypilot": "skypilot.yaml",
+    "kubernetes": "kubernetes.yaml",
+}
+
 def data_format(job: ir.Job) -> str:
     """The data layout of the trainer's task (sft: text, prompt_response or auto)."""
     return str(tasks.of_job(job).data_format(job))
@@ -532,6 +540,7 @@ def _launch(p: Program, job: ir.Job | None) -> None:
             "fsdp": "FSDP",
             "deepspeed": "DEEPSPEED",
         }[strategy],
+        launchers=launchers.settings(dist, p.workflow.id),
     )
 
 
@@ -581,4 +590,7 @@ def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
         "requirements.txt": render_text("requirements.txt.jinja", p=p),
         "README.md": render_text("README.md.jinja", p=p),
     }
+    for engine, name in LAUNCH_FILES.items():  # only those the config asks for
+        if engine in p.launch.launchers:
+            files[name] = render_text(f"{name}.jinja", p=p)
     return files

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ast
 import itertools
+import json
 import math
+import re
+import shlex
 from functools import cache
 from typing import Any
 
@@ -60,6 +63,31 @@ def docstring(text: str) -> str:
     return comment(text).replace("\\", "/").replace('"', "'")
 
 
+def sh(value: Any) -> str:
+    """A string or number as one shell word (quoted where needed)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RenderError(f"cannot write a value of type {type(value).__name__} as a shell word")
+    return shlex.quote(str(value))
+
+
+def yaml_scalar(value: Any) -> str:
+    """None, a bool, a finite number or a string as a YAML scalar (strings double-quoted)."""
+    if value is not None and not isinstance(value, (bool, int, float, str)):
+        raise RenderError(f"cannot write a value of type {type(value).__name__} as YAML")
+    _check_literal(value)
+    return json.dumps(value)
+
+
+_SBATCH_WORD = re.compile(r"--[a-z][a-z0-9-]*(=[^\s'\"\\]+)?")
+
+
+def sbatch(option: Any) -> str:
+    """An ``#SBATCH`` option: Slurm reads it with no shell, so only plain words pass."""
+    if not isinstance(option, str) or not _SBATCH_WORD.fullmatch(option):
+        raise RenderError(f"cannot write {option!r} on an #SBATCH line")
+    return option
+
+
 @cache
 def _environment() -> Any:
     import jinja2
@@ -87,6 +115,9 @@ def _environment() -> Any:
     env.filters["ident"] = identifier
     env.filters["comment"] = comment
     env.filters["docstring"] = docstring
+    env.filters["sh"] = sh
+    env.filters["yaml"] = yaml_scalar
+    env.filters["sbatch"] = sbatch
     return env
 
 

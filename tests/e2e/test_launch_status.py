@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,8 +37,10 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _bundle(tmp_path: Path, model: Path, rows: int = 32) -> tuple[Path, Path]:
-    """A config without ``distributed:`` (strategy auto), built; its launch.sh and data."""
+def _bundle(
+    tmp_path: Path, model: Path, rows: int = 32, distributed: str = ""
+) -> tuple[Path, Path]:
+    """A config (without ``distributed:``: strategy auto), built; its launch.sh and data."""
     data = tmp_path / "t.jsonl"
     data.write_text(
         "".join(json.dumps({"text": f"Row {i}: the quick brown fox."}) + "\n" for i in range(rows))
@@ -45,6 +48,8 @@ def _bundle(tmp_path: Path, model: Path, rows: int = 32) -> tuple[Path, Path]:
     config = "components:\n" + trainer_yaml(
         model, Path("run"), text_column="text", peft_adapter="lora", max_seq_length=64
     )
+    if distributed:
+        config += f"    distributed: {distributed}\n"
     return build(tmp_path, config) / "trainer" / "launch.sh", data
 
 
@@ -73,15 +78,41 @@ def test_exit_2_passes_through_without_a_traceback(
         assert launcher_noise not in output, output[-3000:]
 
 
-def test_two_processes_by_default_form_one_ddp_group(tmp_path: Path, tiny_model: Path) -> None:
-    """Strategy auto with two processes is data parallel: 3 steps of 4 rows on 2 ranks."""
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_auto_is_one_plain_process_on_one_gpu_and_ddp_on_more(
+    tmp_path: Path, tiny_model: Path, gpus: int
+) -> None:
+    """Strategy auto (no distributed: in the config) follows the GPUs launch.sh counts.
+
+    A stand-in nvidia-smi lists the GPUs; the processes themselves run on the CPU (gloo).
+    """
     launch, data = _bundle(tmp_path, tiny_model)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    listing = "".join(f"GPU {i}: Stand-in (UUID: GPU-{i})\\n" for i in range(gpus))
+    smi.write_text(f'#!/bin/sh\nif [ "$1" = --list-gpus ]; then printf "{listing}"; fi\n')
+    smi.chmod(0o755)
+    path = str(bin_dir) + os.pathsep + _env()["PATH"]
     result = _launch(
-        launch, "--dataset", str(data), "--max-steps", "3", cwd=tmp_path, NUM_PROCESSES="2"
+        launch, "--dataset", str(data), "--max-steps", "3", cwd=tmp_path, PATH=path, LOGLEVEL="INFO"
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # torch's elastic agent (LOGLEVEL=INFO) logs its rendezvous only when it starts the processes
+    world = re.findall(r"group_world_size=(\d+)", result.stdout + result.stderr)
+    assert world == ([] if gpus == 1 else ["1"])
     summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
-    assert summary["epoch"] == pytest.approx(3 * 4 * 2 / 32)
+    # 3 steps of 4 rows on each of the processes: 1 process on 1 GPU, DDP over 2
+    assert summary["epoch"] == pytest.approx(3 * 4 * gpus / 32)
+
+
+def test_strategy_none_is_one_process_whatever_num_processes_says(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    launch, _ = _bundle(tmp_path, tiny_model, distributed="{strategy: none}")
+    result = _launch(launch, "--dataset", "missing.jsonl", cwd=tmp_path, NUM_PROCESSES="2")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.count("error: dataset 'missing.jsonl' does not exist") == 1
 
 
 def test_sigterm_to_launch_sh_exits_143(tmp_path: Path, tiny_model: Path) -> None:
