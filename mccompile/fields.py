@@ -22,5 +22,6 @@ SFT_FIELDS = (
     "system_column",
     "messages_column",
     "train_on_prompt",
+    "neftune_noise_alpha",
 )
 CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")
