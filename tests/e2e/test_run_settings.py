@@ -110,3 +110,34 @@ def test_push_to_hub_without_a_network_fails_in_one_line_after_saving(
     assert (output_dir / "model.safetensors").is_file()
     assert (output_dir / "tokenizer_config.json").is_file()
     assert "hf_fake" not in program.read_text()
+
+
+def test_classification_evaluates_per_epoch_and_plots(tmp_path: Path, tiny_model: Path) -> None:
+    rows = [{"text": f"{w} day {i}", "label": w} for i in range(6) for w in ("good", "bad")]
+    data = tmp_path / "moods.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output_dir = tmp_path / "run"
+    settings = {
+        "dataset": str(data),
+        "eval_dataset": str(data),
+        "num_epochs": 2,
+        "per_device_train_batch_size": 4,
+        "logging_steps": 1,
+        "evals_per_epoch": 3,
+        "save_strategy": "no",
+        "plot_loss": True,
+    }
+    config = (
+        "components:\n  - id: trainer\n    type: model-trainer\n    task: classification\n"
+        f"    model: {json.dumps(str(tiny_model))}\n    output_dir: {json.dumps(str(output_dir))}\n"
+        + "".join(f"    {key}: {json.dumps(value)}\n" for key, value in settings.items())
+    )
+    program = build(tmp_path, config) / "trainer" / "train.py"
+    result = ok(run(program, cwd=tmp_path))
+    # 12 rows in batches of 4: 3 steps an epoch, an evaluation each step, none saved
+    assert "one epoch is 3 optimizer steps (12 rows" in result.stdout, result.stdout[-3000:]
+    assert "evaluating every 1 steps (3 an epoch)" in result.stdout
+    s = summary(output_dir)
+    assert sorted({e["step"] for e in s["log_history"] if "eval_loss" in e}) == [1, 2, 3, 4, 5, 6]
+    assert not list(output_dir.glob("checkpoint-*"))
+    assert (output_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
