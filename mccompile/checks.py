@@ -163,7 +163,64 @@ class Checker:
                 " adapter",
                 where("optimizer"),
             )
+        self._schedules(job, where, has_eval)
+        self._hub(job, where)
         self._distributed(job, where)
+
+    def _schedules(self, job: ir.Job, where: Where, has_eval: bool) -> None:
+        """eval/save strategies against the step counts and per-epoch counts given with them."""
+        f, given = job.fields, job.explicit
+        for kind, noun in (("eval", "evaluations"), ("save", "checkpoints")):
+            strategy = ir.lit(f.get(f"{kind}_strategy", ir.Lit(None)))
+            steps, per_epoch = f"{kind}_steps", f"{kind}s_per_epoch"
+            counted = per_epoch in given and ir.lit(f[per_epoch]) is not None
+            if counted and steps in given:
+                self._error(
+                    "per-epoch",
+                    f"give {per_epoch} or {steps}, not both ({per_epoch} computes {steps} from"
+                    " the data's length)",
+                    where(per_epoch),
+                )
+            if counted and strategy in ("epoch", "no"):
+                self._error(
+                    "per-epoch",
+                    f"{per_epoch} needs {kind}_strategy: steps ({kind}_strategy is {strategy})",
+                    where(per_epoch),
+                )
+            elif steps in given and strategy in ("epoch", "no"):
+                self._warning(
+                    "no-effect",
+                    f"{steps} has no effect with {kind}_strategy: {strategy}",
+                    where(steps),
+                )
+            if kind == "eval" and not has_eval:
+                for key in (f"{kind}_strategy", per_epoch):
+                    if key in given and ir.lit(f[key]) not in (None, "no"):
+                        self._warning(
+                            "no-effect",
+                            f"{key} is set but there is no eval_dataset or validation_split:"
+                            f" no {noun} will happen",
+                            where(key),
+                        )
+
+    def _hub(self, job: ir.Job, where: Where) -> None:
+        f, given = job.fields, job.explicit
+        push = f.get("push_to_hub", ir.Lit(False))
+        model_id = f.get("hub_model_id", ir.Lit(None))
+        if ir.lit(push) is True and isinstance(model_id, ir.Lit) and model_id.value is None:
+            self._error(
+                "hub",
+                "push_to_hub needs hub_model_id (the repository to push to, e.g. my-org/my-model)",
+                where("push_to_hub"),
+            )
+        if isinstance(push, ir.Lit) and push.value is not True:
+            for key in ("hub_model_id", "hub_private_repo"):
+                if key in given:
+                    self._warning(
+                        "no-effect",
+                        f"{key} is set but push_to_hub is not true: nothing is pushed",
+                        where(key),
+                    )
 
     def _distributed(self, job: ir.Job, where: Where) -> None:
         dist = ir.lit(job.fields["distributed"]) or {}
@@ -376,6 +433,22 @@ class Checker:
                     f"job '{job.id}' trains on a stream, whose length is unknown: set max_steps",
                     where("max_steps"),
                 )
+            for key in ("evals_per_epoch", "saves_per_epoch"):
+                if key in job.explicit and ir.lit(job.fields[key]) is not None:
+                    self._error(
+                        "streaming",
+                        f"{key} needs the number of rows in an epoch; job '{job.id}' trains on a"
+                        f" stream, whose length is unknown: give {key.split('s_')[0]}_steps",
+                        where(key),
+                    )
+            for key in ("eval_strategy", "save_strategy"):
+                if ir.lit(job.fields.get(key, ir.Lit(None))) == "epoch":
+                    self._error(
+                        "streaming",
+                        f"{key}: epoch needs epochs; job '{job.id}' trains on a stream, which"
+                        " has none: use steps",
+                        where(key),
+                    )
             if "validation_split" in job.explicit:
                 self._error(
                     "streaming",

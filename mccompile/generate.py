@@ -55,6 +55,7 @@ REQUIREMENTS: dict[str, str] = {
     "comet_ml": "comet_ml>=3.40",
     "clearml": "clearml>=1.16",
     "trackio": "trackio>=0.2",
+    "matplotlib": "matplotlib>=3.8",
 }
 SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},
@@ -109,6 +110,7 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "warmup_ratio",
             "weight_decay",
             "max_grad_norm",
+            "neftune_noise_alpha",
             "gradient_checkpointing",
             "fp16",
             "bf16",
@@ -122,21 +124,40 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "use_liger_kernel",
             "torch_compile",
             "dataloader_num_workers",
+            "dataset_num_proc",
         ],
     ),
     (
         "Logging, evaluation and checkpoints",
         [
             "logging_steps",
+            "eval_strategy",
             "eval_steps",
+            "evals_per_epoch",
+            "save_strategy",
             "save_steps",
+            "saves_per_epoch",
             "save_total_limit",
             "output_dir",
             "resume_from_checkpoint",
             "report_to",
+            "run_name",
+            "plot_loss",
         ],
     ),
+    ("Hub", ["push_to_hub", "hub_model_id", "hub_private_repo"]),
 ]
+# settings the program reads only when the config turns on the one named
+READ_WHEN = {
+    "evals_per_epoch": "evals_per_epoch",
+    "saves_per_epoch": "saves_per_epoch",
+    "plot_loss": "plot_loss",
+    "push_to_hub": "push_to_hub",
+    "hub_model_id": "push_to_hub",
+    "hub_private_repo": "push_to_hub",
+}
+# what dataset_num_proc: auto becomes in the program
+AUTO_NUM_PROC = "max(1, min(8, (os.cpu_count() or 1) // 2))"
 
 
 @dataclass(frozen=True)
@@ -203,6 +224,10 @@ class Train:
     merge_adapter: bool
     output_dir: Any  # the literal values, for the README (None when set at run time)
     save_steps: Any
+    evals_per_epoch: bool  # the code a run needs beyond training (_run_extras)
+    saves_per_epoch: bool
+    plot_loss: bool
+    push: bool
 
 
 @dataclass(frozen=True)
@@ -407,6 +432,8 @@ def _settings(p: Program, job: ir.Job) -> None:
                 continue
             if name == "warmup_ratio" and name not in job.explicit:
                 continue
+            if name in READ_WHEN and not _chosen(job, READ_WHEN[name]) and name not in job.explicit:
+                continue
             if name == "optimizer" and isinstance(value, ir.Lit):
                 chosen = str(value.value)
                 value = ir.Lit(OPTIMIZERS[chosen][0])
@@ -414,6 +441,10 @@ def _settings(p: Program, job: ir.Job) -> None:
                     f" (needs {OPTIMIZERS[chosen][1]})" if OPTIMIZERS[chosen][1] else ""
                 )
             p.ref[name] = const
+            if name == "dataset_num_proc" and ir.lit(value) == "auto":
+                items.append(Setting(const, AUTO_NUM_PROC, note))
+                p.value[name] = "auto"
+                continue
             if isinstance(value, ir.Lit):
                 items.append(Setting(const, py(value.value), note))
                 p.value[name] = value.value
@@ -457,6 +488,8 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
         if "lora_r" in job.fields:
             names.append("peft")
         optim = OPTIMIZERS.get(str(ir.lit(job.fields.get("optimizer", ir.Lit("")))), ("", None))[1]
+        if _chosen(job, "plot_loss"):
+            names.append("matplotlib")
         if v.get("use_liger_kernel"):
             names.append("liger-kernel")
         if v.get("quantization") or optim == "bitsandbytes":
@@ -517,8 +550,25 @@ def _train(p: Program, job: ir.Job) -> None:
         merge_adapter=bool(v.get("merge_adapter")),
         output_dir=v.get("output_dir"),
         save_steps=v.get("save_steps"),
+        **_run_extras(job),
     )
     p.task = module.program_model(job, v, p.ref)
+
+
+def _chosen(job: ir.Job, name: str) -> bool:
+    """Whether the config turns ``name`` on: set to a value, or to one known only at run time."""
+    value = job.fields.get(name, ir.Lit(None))
+    return not isinstance(value, ir.Lit) or value.value not in (None, False)
+
+
+def _run_extras(job: ir.Job) -> dict[str, Any]:
+    """The code a run needs beyond training: per-epoch schedules, the loss plot, the hub push."""
+    return {
+        "evals_per_epoch": _chosen(job, "evals_per_epoch"),
+        "saves_per_epoch": _chosen(job, "saves_per_epoch"),
+        "plot_loss": _chosen(job, "plot_loss"),
+        "push": _chosen(job, "push_to_hub"),
+    }
 
 
 def _launch(p: Program, job: ir.Job | None) -> None:
@@ -564,6 +614,8 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     if trainer is not None:
         needed |= {"os", "signal"}
         needed.update(tasks.of_job(trainer).IMPORTS)
+        if p.train and (p.train.evals_per_epoch or p.train.saves_per_epoch):
+            needed.add("math")
     for helper in p.helpers:
         needed.update(HELPER_IMPORTS.get(helper, []))
     if p.env:
@@ -591,6 +643,6 @@ def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
         "README.md": render_text("README.md.jinja", p=p),
     }
     for engine, name in LAUNCH_FILES.items():  # only those the config asks for
-        if engine in p.launch.launchers:
+        if p.launch and engine in p.launch.launchers:
             files[name] = render_text(f"{name}.jinja", p=p)
     return files

@@ -213,10 +213,8 @@ class _Reporter:
                 continue
             msg = f"unknown key '{key}'{where(data, path + (key,))}"
             other = self._belongs_elsewhere(path, instance, key)
-            if "applies to task" in other:
-                hint = other  # another task's key: saying so beats a near miss
-            else:
-                hint = did_you_mean(key, allowed) or other
+            # another task's key: saying so beats a near miss
+            hint = other if "applies to task" in other else did_you_mean(key, allowed) or other
             self.diags.error(
                 "unknown-key",
                 msg,

@@ -19,6 +19,15 @@ REQUIREMENTS = ("trl",)
 IMPORTS = ("math",)
 
 FIELDS: dict[str, Any] = {
+    "neftune_noise_alpha": {
+        "description": "NEFTune: noise on the input embeddings in training (null: off; 5 is usual).",
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "null"},
+            {"$ref": "#/$defs/expression"},
+        ],
+        "default": None,
+    },
     "packing": bool_field("SFT: pack several short examples into one sequence.", False),
     "text_column": text_field(
         "SFT: the column holding whole training texts; classification: the input text"

@@ -89,19 +89,25 @@ GROUP_BY_LENGTH = True
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
+# Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
+DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
 
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 10  # Log every N steps.
+# When to evaluate: every eval_steps (steps), each epoch's end (epoch), or no.
+EVAL_STRATEGY = "steps"
 EVAL_STEPS = 20  # Evaluate every N steps (when there is eval data).
+# When to save a checkpoint: every save_steps (steps), each epoch's end, or no.
+SAVE_STRATEGY = "steps"
 SAVE_STEPS = 500  # Save a checkpoint every N steps.
 SAVE_TOTAL_LIMIT = None  # Keep at most N checkpoints (null keeps all).
 # Where checkpoints and the final model go (default ./output/<component id>).
 OUTPUT_DIR = "./output/paraphrase"
 RESUME_FROM_CHECKPOINT = None  # A checkpoint folder, or true for the newest in output_dir.
 REPORT_TO = "none"  # none, tensorboard, wandb, mlflow, ... (or a list).
+RUN_NAME = None  # The run's name in the report_to trackers (null: the output folder).
 
 # -- Fixed by mccompile (change them here if you own this file) ----------------
-DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))  # processes for tokenization
 SHOW_EXAMPLES = 2  # examples printed by --dry-run
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -407,9 +413,10 @@ def training_config(args, has_eval):
         logging_steps=LOGGING_STEPS,
         logging_first_step=True,
         report_to=REPORT_TO,
-        eval_strategy="steps" if has_eval else "no",
+        run_name=RUN_NAME,
+        eval_strategy=EVAL_STRATEGY if has_eval else "no",
         eval_steps=EVAL_STEPS,
-        save_strategy="steps",
+        save_strategy=SAVE_STRATEGY,
         save_steps=SAVE_STEPS,
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,

@@ -77,6 +77,8 @@ LR_SCHEDULER_KWARGS = {}
 WARMUP_STEPS = 0  # Linear warm-up steps.
 WEIGHT_DECAY = 0.0  # Decoupled weight decay.
 MAX_GRAD_NORM = 1.0  # Gradient clipping norm.
+# NEFTune: noise on the input embeddings in training (null: off; 5 is usual).
+NEFTUNE_NOISE_ALPHA = None
 GRADIENT_CHECKPOINTING = False  # Recompute activations to save memory.
 FP16 = False  # FP16 mixed precision.
 BF16 = False  # BF16 mixed precision.
@@ -93,13 +95,18 @@ DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main pr
 
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 1  # Log every N steps.
+# When to evaluate: every eval_steps (steps), each epoch's end (epoch), or no.
+EVAL_STRATEGY = "steps"
 EVAL_STEPS = 5  # Evaluate every N steps (when there is eval data).
+# When to save a checkpoint: every save_steps (steps), each epoch's end, or no.
+SAVE_STRATEGY = "steps"
 SAVE_STEPS = 5  # Save a checkpoint every N steps.
 SAVE_TOTAL_LIMIT = None  # Keep at most N checkpoints (null keeps all).
 # Where checkpoints and the final model go (default ./output/<component id>).
 OUTPUT_DIR = "./.demo/quickstart-lora"
 RESUME_FROM_CHECKPOINT = None  # A checkpoint folder, or true for the newest in output_dir.
 REPORT_TO = "none"  # none, tensorboard, wandb, mlflow, ... (or a list).
+RUN_NAME = None  # The run's name in the report_to trackers (null: the output folder).
 
 # -- Fixed by mccompile (change them here if you own this file) ----------------
 LOSS_ON = "the responses"
@@ -108,7 +115,6 @@ PLAIN_FORMAT = {  # used when the tokenizer has no chat template
     "user": "### Instruction:\n{content}\n\n",
     "assistant": "### Response:\n",
 }
-DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))  # processes for tokenization
 SHOW_EXAMPLES = 2  # examples printed by --dry-run
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -474,9 +480,10 @@ def training_config(args, has_eval, processes):
         logging_steps=LOGGING_STEPS,
         logging_first_step=True,
         report_to=REPORT_TO,
-        eval_strategy="steps" if has_eval else "no",
+        run_name=RUN_NAME,
+        eval_strategy=EVAL_STRATEGY if has_eval else "no",
         eval_steps=EVAL_STEPS,
-        save_strategy="steps",
+        save_strategy=SAVE_STRATEGY,
         save_steps=SAVE_STEPS,
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,
@@ -495,6 +502,7 @@ def training_config(args, has_eval, processes):
         dataset_num_proc=processes,  # TRL's passes over the rows: as many processes as tokenization
         shuffle_dataset=False,
         prediction_loss_only=True,
+        neftune_noise_alpha=NEFTUNE_NOISE_ALPHA,
     )
 
 
