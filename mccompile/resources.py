@@ -418,6 +418,7 @@ def activation_bytes(
     lora_inputs: list[int] | None = None,
     lora_r: int = 8,
     lora_dropout: float = 0.0,
+    device: str = "cuda",
 ) -> Activations:
     """Bytes autograd keeps for backward for ``batch`` sequences of ``seq`` tokens.
 
@@ -429,21 +430,25 @@ def activation_bytes(
 
     - each RMSNorm: its float32 input (4h) and, when its weight trains, the normalized
       output it multiplies (e·h);
-    - attention: q, k, v as the kernel gets them (e·d·(a + 2·kv); eager and sdpa get the
-      key / value heads repeated to a, flash-attention does not); eager attention's float32
-      softmax and its cast for the value product (a·s·(4 + e)), the score matrix the fused
-      kernels never keep; sdpa / flash keep their output (e·a·d) and log-sum-exp (4a);
-      Qwen3 / Gemma 3 q/k norms like the RMSNorms above;
+    - attention: q, k, v as the kernel gets them (e·d·(a + 2·kv); eager gets the key /
+      value heads repeated to a; sdpa gets them unrepeated when the batch needs no mask,
+      as full rows at max_seq_length do, and flash-attention always); eager attention's
+      float32 softmax and its cast for the value product (a·s·(4 + e)), the score matrix the
+      fused kernels never keep, and o_proj's input (a copy, e·a·d); sdpa / flash keep their
+      output (e·a·d, which o_proj's input is a view of) and log-sum-exp (4a); Qwen3 /
+      Gemma 3 q/k norms like the RMSNorms above;
     - the gated MLP: gate, activation and up (3·e·i);
-    - the inputs of linear layers whose weights train (full fine-tuning: e·h twice, e·a·d,
-      e·i); frozen linear layers (and bitsandbytes' 4-bit ones) keep nothing;
-    - each LoRA layer (peft casts its input to the adapters' float32): 4·in (+ 1·in for the
-      dropout mask, dropout > 0) and 4·r for lora_B's input;
+    - the inputs of linear layers whose weights train (full fine-tuning: e·h twice, e·i);
+      frozen linear layers (and bitsandbytes' 4-bit ones) keep nothing;
+    - each LoRA layer (peft casts its input to the adapters' float32): 4·in, the dropout
+      mask (dropout > 0: 1·in, bool, with CUDA's fused kernel; 4·in, float32 noise, on CPU)
+      and 4·r for lora_B's input;
     - after the last layer: the final norm, lm_head's input when it trains, the logits
       (e·V, held in the output) and the loss's float32 log-softmax (4·V).
 
-    Gradient checkpointing keeps each layer's input (e·h) and recomputes one layer at a time
-    in backward. Not counted: the positions' cos / sin (shared), token ids, scalars.
+    Gradient checkpointing keeps each layer's input (e·h; with eager attention also the
+    b·s² causal mask all layers share) and recomputes one layer at a time in backward. Not
+    counted: the positions' cos / sin (shared), token ids, scalars.
     """
     family = FAMILIES[arch.model_type]
     h, i, v = arch.hidden_size, arch.intermediate_size, arch.vocab_size
@@ -456,7 +461,7 @@ def activation_bytes(
 
     norms = 4 if family in ("gemma2", "gemma3") else 2
     layer = norms * norm(h)
-    kv_heads = kvh if attention.startswith("flash") else a
+    kv_heads = a if attention == "eager" else kvh  # eager repeats the key / value heads
     layer += e * hd * (a + 2 * kv_heads)  # q, k, v as the kernel gets them
     if family in ("qwen3", "gemma3"):
         layer += norm((a + kvh) * hd)
@@ -465,17 +470,24 @@ def activation_bytes(
         if family == "gemma2":
             layer += a * seq * e  # tanh soft-capping keeps its output
     else:
-        layer += e * a * hd + 4 * a  # the kernel's output + log-sum-exp
+        layer += e * a * hd + 4 * a  # the kernel's output (also o_proj's input) + log-sum-exp
     layer += 3 * e * i  # gate, activation, up
     if full:
-        layer += e * (2 * h + a * hd + i)  # inputs of q/k/v, o, gate/up, down
+        layer += e * (2 * h + i)  # inputs of q/k/v, gate/up, down
+        if attention == "eager":
+            layer += e * a * hd  # o_proj's input: a copy of the value product
+    # peft casts a LoRA layer's input to float32; dropout keeps a mask: bool with CUDA's
+    # fused kernel, float32 noise on CPU
+    mask = (1 if device == "cuda" else 4) if lora_dropout > 0 else 0
     for d in lora_inputs or []:
-        layer += (5 if lora_dropout > 0 else 4) * d + 4 * lora_r
+        layer += (4 + mask) * d + 4 * lora_r
     head = norm(h) + (e * h if full else 0)
     if not (liger or task == "classification"):
         head += e * v + 4 * v
     if checkpointing:
         saved = tokens * (arch.num_hidden_layers * e * h + head)
+        if attention == "eager":
+            saved += batch * seq * seq * e  # the 4-d causal mask, an input every layer keeps
         transient = tokens * layer
         how = "gradient checkpointing: each layer's input kept, one layer recomputed at a time"
     else:
@@ -525,6 +537,7 @@ class Setup:
     zero_stage: int | None = None
     offload: bool = False
     num_labels: int = 2
+    device: str = "cuda"
 
 
 def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
@@ -647,6 +660,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         lora_inputs=lora_inputs,
         lora_r=s.lora_r,
         lora_dropout=s.lora_dropout,
+        device=s.device,
     )
     parts.append(Part("activations", act.saved, act.note, exact=False))
     if act.transient:
@@ -934,7 +948,7 @@ def plan_trainer(
         arch: Architecture | str = (
             replace(found, source=f"built-in table ({model.lower()})")
             if found
-            else f"{model!r}: not in the built-in table; `mccompile plan` reads its config.json"
+            else "not in the built-in table of architectures"
         )
     else:
         arch = find_architecture(model, base)
@@ -1055,4 +1069,48 @@ def format_plan(plan: TrainerPlan, indent: str = "  ") -> list[str]:
             lines.append(
                 f"{ind}  none of these fits; a GPU with more memory or more GPUs is needed"
             )
+    return lines
+
+
+def format_markdown(plan: TrainerPlan) -> list[str]:
+    """The plan as Markdown lines for the bundle README (built-in table only: reproducible)."""
+    if plan.architecture is None:
+        return [
+            f"Model `{plan.model}`: {plan.unknown}. `mccompile plan CONFIG` reads the model's"
+            " config.json (from its folder or the Hugging Face cache) and shows parameters,"
+            " batch, tokens per step and memory per GPU; the build reads no model files, so"
+            " that the bundle is the same on every machine."
+        ]
+    total, trainable = plan.total_params or 0, plan.trainable_params or 0
+    shown = sorted(plan.memory)
+    first = plan.memory[shown[0]]
+    lines = [
+        f"Model `{plan.model}` (architecture: {plan.architecture}):"
+        f" {_count(total)} parameters, {_count(trainable)} trainable.",
+        "",
+    ]
+    if plan.processes == "auto":
+        lines += ["Processes: `auto`, one per GPU found at launch; figures per number of GPUs.", ""]
+    lines += ["| GPUs | effective batch | tokens per step (at most) | memory per GPU |"]
+    lines += ["| ---: | ---: | ---: | ---: |"]
+    for w in shown:
+        lines.append(
+            f"| {w} | {plan.per_device_batch} × {plan.accumulation} × {w} ="
+            f" {plan.effective_batch(w)} | {plan.tokens_per_step(w):,} |"
+            f" {gib(plan.memory[w]['total'])} |"
+        )
+    lines += ["", f"Memory per GPU with {shown[0]} GPU{'s' if shown[0] > 1 else ''}:", ""]
+    lines += ["| part | GiB | how |", "| --- | ---: | --- |"]
+    for p in first["parts"]:
+        mark = "" if p["exact"] else "~"
+        lines.append(f"| {p['name']} | {mark}{p['bytes'] / GiB:.2f} | {p['note']} |")
+    lines.append(
+        f"| overhead | ~{first['overhead'] / GiB:.2f} | CUDA context {gib(CUDA_CONTEXT_BYTES)}"
+        f" + {FRAGMENTATION:.0%} allocator fragmentation |"
+    )
+    lines.append(f"| **total** | **{first['total'] / GiB:.2f}** | ~: estimated; the rest exact |")
+    lines += [
+        "",
+        "`mccompile plan CONFIG --gpu-memory 80GB` says whether it fits and what to change.",
+    ]
     return lines
