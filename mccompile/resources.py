@@ -346,6 +346,7 @@ class MemoryPlan:
     parts: list[Part]
     world: int  # processes the sharded parts are divided by
     overhead: int
+    offloaded: int = 0  # bytes moved to CPU memory (per process)
 
     @property
     def allocated(self) -> int:
@@ -678,6 +679,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         if p.sharded and world > 1:
             p.bytes = -(-p.bytes // world)
             p.note += f", sharded over {world} processes"
+    offloaded = 0
     if s.offload:
         for p in parts:
             off = (
@@ -690,6 +692,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
                 )
             )
             if off:
+                offloaded += p.bytes
                 p.bytes = 0
                 p.note += ", offloaded to CPU memory"
     if fsdp or stage == 3:
@@ -705,7 +708,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         )
     allocated = sum(p.bytes for p in parts)
     overhead = CUDA_CONTEXT_BYTES + int(FRAGMENTATION * allocated)
-    return MemoryPlan(parts, world, overhead)
+    return MemoryPlan(parts, world, overhead, offloaded)
 
 
 def _trainable_shapes(mods: list[Module], s: Setup) -> list[tuple[int, ...]]:
@@ -741,6 +744,7 @@ class Suggestion:
     allocated: int
     total: int
     fits: bool
+    cpu_memory: int = 0  # CPU memory the offloaded parts need, per process
 
 
 @dataclass
@@ -840,10 +844,13 @@ def _memory_dict(mp: MemoryPlan) -> dict[str, Any]:
 
 
 def suggest(arch: Architecture, s: Setup, world: int, limit: int) -> list[Suggestion]:
-    """Changes that lower the estimate, each recomputed, cheapest first; stops at the first fit."""
-    tries: list[tuple[str, Setup]] = []
+    """Changes that lower the estimate, each recomputed, mildest first; stops at the first fit.
+
+    With ``num_processes: auto`` the sharding suggestions assume 8 GPUs per machine.
+    """
+    tries: list[tuple[str, Setup, int]] = []
     if not s.checkpointing:
-        tries.append(("gradient_checkpointing: true", replace(s, checkpointing=True)))
+        tries.append(("gradient_checkpointing: true", replace(s, checkpointing=True), world))
     cur = replace(s, checkpointing=True)
     b, acc = s.batch, s.accumulation
     while b > 1:
@@ -854,56 +861,57 @@ def suggest(arch: Architecture, s: Setup, world: int, limit: int) -> list[Sugges
                 f"gradient_checkpointing: true, per_device_train_batch_size: {b},"
                 f" gradient_accumulation_steps: {acc} (same effective batch)",
                 replace(cur, batch=b, accumulation=acc),
+                world,
             )
         )
     small = replace(cur, batch=1, accumulation=s.batch * s.accumulation)
     if s.attention == "eager":
-        tries.append(
-            ("attn_implementation: sdpa (no score matrix kept)", replace(small, attention="sdpa"))
-        )
         small = replace(small, attention="sdpa")
-    if not s.lora:
+        tries.append(("attn_implementation: sdpa (no score matrix kept)", small, world))
+    shard_world = 8 * s.num_machines if s.num_processes == "auto" else world
+    where = f"over {shard_world} processes" + (
+        " (num_processes auto on 8 GPUs)" if s.num_processes == "auto" else ""
+    )
+    if shard_world > 1 and s.strategy in ("none", "ddp"):
         tries.append(
             (
-                "peft_adapter: lora (LoRA r 16 on all linear layers)",
-                replace(small, lora=True, lora_r=16, lora_targets="all-linear"),
+                f"distributed: {{strategy: fsdp}} {where}",
+                replace(small, strategy="fsdp"),
+                shard_world,
             )
         )
+        tries.append(
+            (
+                f"distributed: {{strategy: deepspeed, zero_stage: 3}} {where}",
+                replace(small, strategy="deepspeed", zero_stage=3),
+                shard_world,
+            )
+        )
+    if shard_world > world and s.strategy in ("fsdp", "deepspeed"):
+        tries.append((f"the same {where}", small, shard_world))
+        world = shard_world
+    if s.strategy == "deepspeed" and (s.zero_stage or 2) < 3:
+        small = replace(small, zero_stage=3)
+        tries.append(("distributed.zero_stage: 3", small, shard_world))
+    if s.strategy in ("fsdp", "deepspeed") and not s.offload:
+        tries.append(
+            ("distributed.offload: true (to CPU memory)", replace(small, offload=True), shard_world)
+        )
+    if not s.lora:
         small = replace(small, lora=True, lora_r=16, lora_targets="all-linear")
+        tries.append(("peft_adapter: lora (LoRA r 16 on all linear layers)", small, world))
     if s.quantization is None:
         tries.append(
             (
                 "quantization: nf4 (QLoRA), bf16: true",
                 replace(small, quantization="nf4", double_quant=True, bf16=True, lora=True),
-            )
-        )
-    if world > 1 and s.strategy in ("none", "ddp"):
-        full = replace(cur, lora=s.lora)
-        tries.append(
-            (
-                f"distributed: {{strategy: fsdp}} over {world} processes",
-                replace(full, strategy="fsdp"),
-            )
-        )
-        tries.append(
-            (
-                f"distributed: {{strategy: deepspeed, zero_stage: 3}} over {world} processes",
-                replace(full, strategy="deepspeed", zero_stage=3),
-            )
-        )
-    if s.strategy == "deepspeed" and (s.zero_stage or 2) < 3:
-        tries.append(("distributed.zero_stage: 3", replace(cur, zero_stage=3)))
-    if s.strategy in ("fsdp", "deepspeed") and not s.offload:
-        tries.append(
-            (
-                "distributed.offload: true (optimizer states to CPU memory)",
-                replace(cur, offload=True),
+                world,
             )
         )
     out: list[Suggestion] = []
-    for change, setup in tries:
-        mp = estimate_memory(arch, setup, world)
-        out.append(Suggestion(change, mp.allocated, mp.total, mp.total <= limit))
+    for change, setup, n in tries:
+        mp = estimate_memory(arch, setup, n)
+        out.append(Suggestion(change, mp.allocated, mp.total, mp.total <= limit, mp.offloaded))
         if mp.total <= limit:
             break
     return out
@@ -1064,7 +1072,9 @@ def format_plan(plan: TrainerPlan, indent: str = "  ") -> list[str]:
         verdict = "fits" if plan.fits else "does not fit"
         lines.append(f"{ind}on {label}: {verdict} ({gib(first['total'])} of {gib(limit)})")
         for sug in plan.suggestions:
-            lines.append(f"{ind}  - {sug.change}: {gib(sug.total)}{' — fits' if sug.fits else ''}")
+            cpu = f" (+ {gib(sug.cpu_memory)} of CPU memory per process)" if sug.cpu_memory else ""
+            fits = " — fits" if sug.fits else ""
+            lines.append(f"{ind}  - {sug.change}: {gib(sug.total)}{cpu}{fits}")
         if plan.suggestions and not any(s.fits for s in plan.suggestions):
             lines.append(
                 f"{ind}  none of these fits; a GPU with more memory or more GPUs is needed"
