@@ -794,7 +794,7 @@ def setup_from_job(job: ir.Job) -> tuple[Setup, list[str]]:
         return default if value.value is None else value.value
 
     dist = get("distributed", {}) or {}
-    lora = "lora_r" in f and get("peft_adapter", "lora") is not None
+    lora = "lora_r" in f  # the LoRA fields are there when peft_adapter is
     attn = get("attn_implementation", None) or "sdpa"
     labels = get("labels", None)
     s = Setup(
@@ -828,7 +828,9 @@ def setup_from_job(job: ir.Job) -> tuple[Setup, list[str]]:
 
 
 def worlds(s: Setup) -> list[int]:
-    """The process counts to show: the config's, or 1, 2, 4, 8 per machine for ``auto``."""
+    """The process counts to show: one (strategy none), the config's, or 1, 2, 4, 8 for ``auto``."""
+    if s.strategy == "none":
+        return [1]
     if s.num_processes == "auto":
         return [n * s.num_machines for n in (1, 2, 4, 8)]
     return [int(s.num_processes) * s.num_machines]
@@ -937,7 +939,7 @@ def plan_trainer(
         architecture=None,
         per_device_batch=s.batch,
         accumulation=s.accumulation,
-        processes=s.num_processes,
+        processes=1 if s.strategy == "none" else s.num_processes,
         machines=s.num_machines,
         max_seq_length=s.seq,
         packing=bool(ir.lit(job.fields.get("packing", ir.Lit(False)))),

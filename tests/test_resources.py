@@ -214,14 +214,15 @@ components:
     per_device_train_batch_size: 8
     gradient_accumulation_steps: 4
     max_seq_length: 2048
-"""
+{distributed}"""
 
 
 def test_plan_prints_resources_and_fits(tmp_path, capsys):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.1-8B"))
+    ddp = "    distributed:\n      strategy: ddp\n"
+    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.1-8B", distributed=ddp))
     assert main(["plan", str(cfg), "--gpu-memory", "A100-40GB"]) == 0
     out = capsys.readouterr().out
     assert "parameters: 8,030,261,248 (8.03B) total, 41,943,040 (41.9M) trainable" in out
@@ -235,7 +236,7 @@ def test_plan_says_when_it_cannot_know(tmp_path, capsys):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model="acme/never-heard-of"))
+    cfg.write_text(PLAN_CONFIG.format(model="acme/never-heard-of", distributed=""))
     assert main(["plan", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "size unknown" in out and "cannot know" in out
@@ -245,9 +246,11 @@ def test_plan_reads_a_local_model_folder(tmp_path, capsys, tiny_model):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model)))
+    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model), distributed=""))
     assert main(["plan", str(cfg), "--gpu-memory", "T4"]) == 0
     out = capsys.readouterr().out
+    assert "with 1 process: effective batch 8 × 4 × 1 = 32 sequences" in out
+    assert "with 2 processes" not in out  # strategy none: one process
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
     assert f"parameters: {sum(p.numel() for p in model.parameters()):,} total" in out
     assert "on T4 (14.6 GiB): fits" in out
