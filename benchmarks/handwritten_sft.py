@@ -13,6 +13,9 @@ builds the completion mask and labels, truncates / packs and pads (dynamically, 
 
     python benchmarks/handwritten_sft.py --model DIR --dataset FILE.json [--packing] [--quantization nf4]
         [--max-steps N] [--output-dir DIR]
+
+benchmarks/gpu_check.py also passes --bf16, --target-modules all-linear, --gradient-checkpointing
+and --attn-implementation (the GPU job's settings); without them the defaults above hold.
 """
 
 import argparse
@@ -32,7 +35,12 @@ parser.add_argument("--max-length", type=int, default=512)
 parser.add_argument("--batch-size", type=int, default=4)
 parser.add_argument("--packing", action="store_true")
 parser.add_argument("--quantization", choices=["nf4"], default=None)
+parser.add_argument("--bf16", action="store_true", help="bf16 weights and training")
+parser.add_argument("--target-modules", default="q_proj,v_proj", help="comma list, or all-linear")
+parser.add_argument("--gradient-checkpointing", action="store_true")
+parser.add_argument("--attn-implementation", default=None)
 args = parser.parse_args()
+dtype = torch.bfloat16 if args.bf16 else torch.float32
 
 
 def to_prompt_completion(row):
@@ -46,14 +54,18 @@ dataset = load_dataset("json", data_files=args.dataset, split="train")
 dataset = dataset.map(to_prompt_completion, remove_columns=dataset.column_names)
 
 tokenizer = AutoTokenizer.from_pretrained(args.model)
-model_kwargs = {"dtype": torch.float32}
+model_kwargs = {"dtype": dtype}
+if args.attn_implementation:
+    model_kwargs["attn_implementation"] = args.attn_implementation
 if args.quantization == "nf4":
     model_kwargs["quantization_config"] = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=torch.float32,
+        bnb_4bit_compute_dtype=dtype,
         bnb_4bit_use_double_quant=True,
     )
+    if torch.cuda.is_available():
+        model_kwargs["device_map"] = {"": 0}
 model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs)
 
 peft_config = LoraConfig(
@@ -61,7 +73,9 @@ peft_config = LoraConfig(
     r=16,
     lora_alpha=32,
     lora_dropout=0.05,
-    target_modules=["q_proj", "v_proj"],
+    target_modules=(
+        "all-linear" if args.target_modules == "all-linear" else args.target_modules.split(",")
+    ),
 )
 
 training_args = SFTConfig(
@@ -74,8 +88,8 @@ training_args = SFTConfig(
     lr_scheduler_type="linear",
     optim="adamw_torch",
     seed=42,
-    bf16=False,
-    activation_checkpointing=False,
+    bf16=args.bf16,
+    activation_checkpointing=args.gradient_checkpointing,
     max_length=args.max_length,
     packing=args.packing,
     logging_steps=10,

@@ -271,6 +271,7 @@ class Program:
     runtime: list[Setting] = field(default_factory=list)
     keep_functions: list[KeepFunction] = field(default_factory=list)
     streaming: bool = False
+    resources: list[str] = field(default_factory=list)  # the README's resource plan (Markdown)
 
 
 def code(value: ir.Value) -> str:
@@ -610,6 +611,8 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     for helper in list(p.helpers):
         p.helpers |= HELPER_NEEDS.get(helper, set())
     p.streaming = bool(streamed_jobs(wf))
+    if trainer is not None:
+        p.resources = _resources(trainer)
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
         needed |= {"os", "signal"}
@@ -622,6 +625,13 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
         needed.add("os")
     p.imports = sorted(needed)
     return p
+
+
+def _resources(job: ir.Job) -> list[str]:
+    """The resource plan for the README, from the built-in table only (no file is read)."""
+    from mccompile.resources import format_markdown, plan_trainer
+
+    return format_markdown(plan_trainer(job, table_only=True))
 
 
 def program_template(wf: ir.Workflow, p: Program) -> str:

@@ -346,6 +346,7 @@ class MemoryPlan:
     parts: list[Part]
     world: int  # processes the sharded parts are divided by
     overhead: int
+    offloaded: int = 0  # bytes moved to CPU memory (per process)
 
     @property
     def allocated(self) -> int:
@@ -418,6 +419,7 @@ def activation_bytes(
     lora_inputs: list[int] | None = None,
     lora_r: int = 8,
     lora_dropout: float = 0.0,
+    device: str = "cuda",
 ) -> Activations:
     """Bytes autograd keeps for backward for ``batch`` sequences of ``seq`` tokens.
 
@@ -429,21 +431,25 @@ def activation_bytes(
 
     - each RMSNorm: its float32 input (4h) and, when its weight trains, the normalized
       output it multiplies (e·h);
-    - attention: q, k, v as the kernel gets them (e·d·(a + 2·kv); eager and sdpa get the
-      key / value heads repeated to a, flash-attention does not); eager attention's float32
-      softmax and its cast for the value product (a·s·(4 + e)), the score matrix the fused
-      kernels never keep; sdpa / flash keep their output (e·a·d) and log-sum-exp (4a);
-      Qwen3 / Gemma 3 q/k norms like the RMSNorms above;
+    - attention: q, k, v as the kernel gets them (e·d·(a + 2·kv); eager gets the key /
+      value heads repeated to a; sdpa gets them unrepeated when the batch needs no mask,
+      as full rows at max_seq_length do, and flash-attention always); eager attention's
+      float32 softmax and its cast for the value product (a·s·(4 + e)), the score matrix the
+      fused kernels never keep, and o_proj's input (a copy, e·a·d); sdpa / flash keep their
+      output (e·a·d, which o_proj's input is a view of) and log-sum-exp (4a); Qwen3 /
+      Gemma 3 q/k norms like the RMSNorms above;
     - the gated MLP: gate, activation and up (3·e·i);
-    - the inputs of linear layers whose weights train (full fine-tuning: e·h twice, e·a·d,
-      e·i); frozen linear layers (and bitsandbytes' 4-bit ones) keep nothing;
-    - each LoRA layer (peft casts its input to the adapters' float32): 4·in (+ 1·in for the
-      dropout mask, dropout > 0) and 4·r for lora_B's input;
+    - the inputs of linear layers whose weights train (full fine-tuning: e·h twice, e·i);
+      frozen linear layers (and bitsandbytes' 4-bit ones) keep nothing;
+    - each LoRA layer (peft casts its input to the adapters' float32): 4·in, the dropout
+      mask (dropout > 0: 1·in, bool, with CUDA's fused kernel; 4·in, float32 noise, on CPU)
+      and 4·r for lora_B's input;
     - after the last layer: the final norm, lm_head's input when it trains, the logits
       (e·V, held in the output) and the loss's float32 log-softmax (4·V).
 
-    Gradient checkpointing keeps each layer's input (e·h) and recomputes one layer at a time
-    in backward. Not counted: the positions' cos / sin (shared), token ids, scalars.
+    Gradient checkpointing keeps each layer's input (e·h; with eager attention also the
+    b·s² causal mask all layers share) and recomputes one layer at a time in backward. Not
+    counted: the positions' cos / sin (shared), token ids, scalars.
     """
     family = FAMILIES[arch.model_type]
     h, i, v = arch.hidden_size, arch.intermediate_size, arch.vocab_size
@@ -456,7 +462,7 @@ def activation_bytes(
 
     norms = 4 if family in ("gemma2", "gemma3") else 2
     layer = norms * norm(h)
-    kv_heads = kvh if attention.startswith("flash") else a
+    kv_heads = a if attention == "eager" else kvh  # eager repeats the key / value heads
     layer += e * hd * (a + 2 * kv_heads)  # q, k, v as the kernel gets them
     if family in ("qwen3", "gemma3"):
         layer += norm((a + kvh) * hd)
@@ -465,17 +471,24 @@ def activation_bytes(
         if family == "gemma2":
             layer += a * seq * e  # tanh soft-capping keeps its output
     else:
-        layer += e * a * hd + 4 * a  # the kernel's output + log-sum-exp
+        layer += e * a * hd + 4 * a  # the kernel's output (also o_proj's input) + log-sum-exp
     layer += 3 * e * i  # gate, activation, up
     if full:
-        layer += e * (2 * h + a * hd + i)  # inputs of q/k/v, o, gate/up, down
+        layer += e * (2 * h + i)  # inputs of q/k/v, gate/up, down
+        if attention == "eager":
+            layer += e * a * hd  # o_proj's input: a copy of the value product
+    # peft casts a LoRA layer's input to float32; dropout keeps a mask: bool with CUDA's
+    # fused kernel, float32 noise on CPU
+    mask = (1 if device == "cuda" else 4) if lora_dropout > 0 else 0
     for d in lora_inputs or []:
-        layer += (5 if lora_dropout > 0 else 4) * d + 4 * lora_r
+        layer += (4 + mask) * d + 4 * lora_r
     head = norm(h) + (e * h if full else 0)
     if not (liger or task == "classification"):
         head += e * v + 4 * v
     if checkpointing:
         saved = tokens * (arch.num_hidden_layers * e * h + head)
+        if attention == "eager":
+            saved += batch * seq * seq * e  # the 4-d causal mask, an input every layer keeps
         transient = tokens * layer
         how = "gradient checkpointing: each layer's input kept, one layer recomputed at a time"
     else:
@@ -525,6 +538,7 @@ class Setup:
     zero_stage: int | None = None
     offload: bool = False
     num_labels: int = 2
+    device: str = "cuda"
 
 
 def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
@@ -647,6 +661,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         lora_inputs=lora_inputs,
         lora_r=s.lora_r,
         lora_dropout=s.lora_dropout,
+        device=s.device,
     )
     parts.append(Part("activations", act.saved, act.note, exact=False))
     if act.transient:
@@ -664,6 +679,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         if p.sharded and world > 1:
             p.bytes = -(-p.bytes // world)
             p.note += f", sharded over {world} processes"
+    offloaded = 0
     if s.offload:
         for p in parts:
             off = (
@@ -676,6 +692,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
                 )
             )
             if off:
+                offloaded += p.bytes
                 p.bytes = 0
                 p.note += ", offloaded to CPU memory"
     if fsdp or stage == 3:
@@ -691,7 +708,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
         )
     allocated = sum(p.bytes for p in parts)
     overhead = CUDA_CONTEXT_BYTES + int(FRAGMENTATION * allocated)
-    return MemoryPlan(parts, world, overhead)
+    return MemoryPlan(parts, world, overhead, offloaded)
 
 
 def _trainable_shapes(mods: list[Module], s: Setup) -> list[tuple[int, ...]]:
@@ -727,6 +744,7 @@ class Suggestion:
     allocated: int
     total: int
     fits: bool
+    cpu_memory: int = 0  # CPU memory the offloaded parts need, per process
 
 
 @dataclass
@@ -776,7 +794,7 @@ def setup_from_job(job: ir.Job) -> tuple[Setup, list[str]]:
         return default if value.value is None else value.value
 
     dist = get("distributed", {}) or {}
-    lora = "lora_r" in f and get("peft_adapter", "lora") is not None
+    lora = "lora_r" in f  # the LoRA fields are there when peft_adapter is
     attn = get("attn_implementation", None) or "sdpa"
     labels = get("labels", None)
     s = Setup(
@@ -810,7 +828,9 @@ def setup_from_job(job: ir.Job) -> tuple[Setup, list[str]]:
 
 
 def worlds(s: Setup) -> list[int]:
-    """The process counts to show: the config's, or 1, 2, 4, 8 per machine for ``auto``."""
+    """The process counts to show: one (strategy none), the config's, or 1, 2, 4, 8 for ``auto``."""
+    if s.strategy == "none":
+        return [1]
     if s.num_processes == "auto":
         return [n * s.num_machines for n in (1, 2, 4, 8)]
     return [int(s.num_processes) * s.num_machines]
@@ -826,10 +846,13 @@ def _memory_dict(mp: MemoryPlan) -> dict[str, Any]:
 
 
 def suggest(arch: Architecture, s: Setup, world: int, limit: int) -> list[Suggestion]:
-    """Changes that lower the estimate, each recomputed, cheapest first; stops at the first fit."""
-    tries: list[tuple[str, Setup]] = []
+    """Changes that lower the estimate, each recomputed, mildest first; stops at the first fit.
+
+    With ``num_processes: auto`` the sharding suggestions assume 8 GPUs per machine.
+    """
+    tries: list[tuple[str, Setup, int]] = []
     if not s.checkpointing:
-        tries.append(("gradient_checkpointing: true", replace(s, checkpointing=True)))
+        tries.append(("gradient_checkpointing: true", replace(s, checkpointing=True), world))
     cur = replace(s, checkpointing=True)
     b, acc = s.batch, s.accumulation
     while b > 1:
@@ -840,56 +863,57 @@ def suggest(arch: Architecture, s: Setup, world: int, limit: int) -> list[Sugges
                 f"gradient_checkpointing: true, per_device_train_batch_size: {b},"
                 f" gradient_accumulation_steps: {acc} (same effective batch)",
                 replace(cur, batch=b, accumulation=acc),
+                world,
             )
         )
     small = replace(cur, batch=1, accumulation=s.batch * s.accumulation)
     if s.attention == "eager":
-        tries.append(
-            ("attn_implementation: sdpa (no score matrix kept)", replace(small, attention="sdpa"))
-        )
         small = replace(small, attention="sdpa")
-    if not s.lora:
+        tries.append(("attn_implementation: sdpa (no score matrix kept)", small, world))
+    shard_world = 8 * s.num_machines if s.num_processes == "auto" else world
+    where = f"over {shard_world} processes" + (
+        " (num_processes auto on 8 GPUs)" if s.num_processes == "auto" else ""
+    )
+    if shard_world > 1 and s.strategy in ("none", "ddp"):
         tries.append(
             (
-                "peft_adapter: lora (LoRA r 16 on all linear layers)",
-                replace(small, lora=True, lora_r=16, lora_targets="all-linear"),
+                f"distributed: {{strategy: fsdp}} {where}",
+                replace(small, strategy="fsdp"),
+                shard_world,
             )
         )
+        tries.append(
+            (
+                f"distributed: {{strategy: deepspeed, zero_stage: 3}} {where}",
+                replace(small, strategy="deepspeed", zero_stage=3),
+                shard_world,
+            )
+        )
+    if shard_world > world and s.strategy in ("fsdp", "deepspeed"):
+        tries.append((f"the same {where}", small, shard_world))
+        world = shard_world
+    if s.strategy == "deepspeed" and (s.zero_stage or 2) < 3:
+        small = replace(small, zero_stage=3)
+        tries.append(("distributed.zero_stage: 3", small, shard_world))
+    if s.strategy in ("fsdp", "deepspeed") and not s.offload:
+        tries.append(
+            ("distributed.offload: true (to CPU memory)", replace(small, offload=True), shard_world)
+        )
+    if not s.lora:
         small = replace(small, lora=True, lora_r=16, lora_targets="all-linear")
+        tries.append(("peft_adapter: lora (LoRA r 16 on all linear layers)", small, world))
     if s.quantization is None:
         tries.append(
             (
                 "quantization: nf4 (QLoRA), bf16: true",
                 replace(small, quantization="nf4", double_quant=True, bf16=True, lora=True),
-            )
-        )
-    if world > 1 and s.strategy in ("none", "ddp"):
-        full = replace(cur, lora=s.lora)
-        tries.append(
-            (
-                f"distributed: {{strategy: fsdp}} over {world} processes",
-                replace(full, strategy="fsdp"),
-            )
-        )
-        tries.append(
-            (
-                f"distributed: {{strategy: deepspeed, zero_stage: 3}} over {world} processes",
-                replace(full, strategy="deepspeed", zero_stage=3),
-            )
-        )
-    if s.strategy == "deepspeed" and (s.zero_stage or 2) < 3:
-        tries.append(("distributed.zero_stage: 3", replace(cur, zero_stage=3)))
-    if s.strategy in ("fsdp", "deepspeed") and not s.offload:
-        tries.append(
-            (
-                "distributed.offload: true (optimizer states to CPU memory)",
-                replace(cur, offload=True),
+                world,
             )
         )
     out: list[Suggestion] = []
-    for change, setup in tries:
-        mp = estimate_memory(arch, setup, world)
-        out.append(Suggestion(change, mp.allocated, mp.total, mp.total <= limit))
+    for change, setup, n in tries:
+        mp = estimate_memory(arch, setup, n)
+        out.append(Suggestion(change, mp.allocated, mp.total, mp.total <= limit, mp.offloaded))
         if mp.total <= limit:
             break
     return out
@@ -915,7 +939,7 @@ def plan_trainer(
         architecture=None,
         per_device_batch=s.batch,
         accumulation=s.accumulation,
-        processes=s.num_processes,
+        processes=1 if s.strategy == "none" else s.num_processes,
         machines=s.num_machines,
         max_seq_length=s.seq,
         packing=bool(ir.lit(job.fields.get("packing", ir.Lit(False)))),
@@ -934,7 +958,7 @@ def plan_trainer(
         arch: Architecture | str = (
             replace(found, source=f"built-in table ({model.lower()})")
             if found
-            else f"{model!r}: not in the built-in table; `mccompile plan` reads its config.json"
+            else "not in the built-in table of architectures"
         )
     else:
         arch = find_architecture(model, base)
@@ -1050,9 +1074,55 @@ def format_plan(plan: TrainerPlan, indent: str = "  ") -> list[str]:
         verdict = "fits" if plan.fits else "does not fit"
         lines.append(f"{ind}on {label}: {verdict} ({gib(first['total'])} of {gib(limit)})")
         for sug in plan.suggestions:
-            lines.append(f"{ind}  - {sug.change}: {gib(sug.total)}{' — fits' if sug.fits else ''}")
+            cpu = f" (+ {gib(sug.cpu_memory)} of CPU memory per process)" if sug.cpu_memory else ""
+            fits = " — fits" if sug.fits else ""
+            lines.append(f"{ind}  - {sug.change}: {gib(sug.total)}{cpu}{fits}")
         if plan.suggestions and not any(s.fits for s in plan.suggestions):
             lines.append(
                 f"{ind}  none of these fits; a GPU with more memory or more GPUs is needed"
             )
+    return lines
+
+
+def format_markdown(plan: TrainerPlan) -> list[str]:
+    """The plan as Markdown lines for the bundle README (built-in table only: reproducible)."""
+    if plan.architecture is None:
+        return [
+            f"Model `{plan.model}`: {plan.unknown}. `mccompile plan CONFIG` reads the model's"
+            " config.json (from its folder or the Hugging Face cache) and shows parameters,"
+            " batch, tokens per step and memory per GPU; the build reads no model files, so"
+            " that the bundle is the same on every machine."
+        ]
+    total, trainable = plan.total_params or 0, plan.trainable_params or 0
+    shown = sorted(plan.memory)
+    first = plan.memory[shown[0]]
+    lines = [
+        f"Model `{plan.model}` (architecture: {plan.architecture}):"
+        f" {_count(total)} parameters, {_count(trainable)} trainable.",
+        "",
+    ]
+    if plan.processes == "auto":
+        lines += ["Processes: `auto`, one per GPU found at launch; figures per number of GPUs.", ""]
+    lines += ["| GPUs | effective batch | tokens per step (at most) | memory per GPU |"]
+    lines += ["| ---: | ---: | ---: | ---: |"]
+    for w in shown:
+        lines.append(
+            f"| {w} | {plan.per_device_batch} × {plan.accumulation} × {w} ="
+            f" {plan.effective_batch(w)} | {plan.tokens_per_step(w):,} |"
+            f" {gib(plan.memory[w]['total'])} |"
+        )
+    lines += ["", f"Memory per GPU with {shown[0]} GPU{'s' if shown[0] > 1 else ''}:", ""]
+    lines += ["| part | GiB | how |", "| --- | ---: | --- |"]
+    for p in first["parts"]:
+        mark = "" if p["exact"] else "~"
+        lines.append(f"| {p['name']} | {mark}{p['bytes'] / GiB:.2f} | {p['note']} |")
+    lines.append(
+        f"| overhead | ~{first['overhead'] / GiB:.2f} | CUDA context {gib(CUDA_CONTEXT_BYTES)}"
+        f" + {FRAGMENTATION:.0%} allocator fragmentation |"
+    )
+    lines.append(f"| **total** | **{first['total'] / GiB:.2f}** | ~: estimated; the rest exact |")
+    lines += [
+        "",
+        "`mccompile plan CONFIG --gpu-memory 80GB` says whether it fits and what to change.",
+    ]
     return lines

@@ -214,14 +214,15 @@ components:
     per_device_train_batch_size: 8
     gradient_accumulation_steps: 4
     max_seq_length: 2048
-"""
+{distributed}"""
 
 
 def test_plan_prints_resources_and_fits(tmp_path, capsys):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.1-8B"))
+    ddp = "    distributed:\n      strategy: ddp\n"
+    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.1-8B", distributed=ddp))
     assert main(["plan", str(cfg), "--gpu-memory", "A100-40GB"]) == 0
     out = capsys.readouterr().out
     assert "parameters: 8,030,261,248 (8.03B) total, 41,943,040 (41.9M) trainable" in out
@@ -235,7 +236,7 @@ def test_plan_says_when_it_cannot_know(tmp_path, capsys):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model="acme/never-heard-of"))
+    cfg.write_text(PLAN_CONFIG.format(model="acme/never-heard-of", distributed=""))
     assert main(["plan", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "size unknown" in out and "cannot know" in out
@@ -245,9 +246,76 @@ def test_plan_reads_a_local_model_folder(tmp_path, capsys, tiny_model):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model)))
+    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model), distributed=""))
     assert main(["plan", str(cfg), "--gpu-memory", "T4"]) == 0
     out = capsys.readouterr().out
+    assert "with 1 process: effective batch 8 × 4 × 1 = 32 sequences" in out
+    assert "with 2 processes" not in out  # strategy none: one process
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
     assert f"parameters: {sum(p.numel() for p in model.parameters()):,} total" in out
     assert "on T4 (14.6 GiB): fits" in out
+
+
+def _alive_after_forward(model, batch):
+    """Bytes of the storages the forward pass created that are alive after it (CPU)."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    before = {t.untyped_storage().data_ptr() for t in model.parameters()}
+    before |= {t.untyped_storage().data_ptr() for t in batch.values() if torch.is_tensor(t)}
+    seen = {}
+
+    class Track(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    st = t.untyped_storage()
+                    key = st.data_ptr()
+                    if key not in before and (key not in seen or seen[key][0].expired()):
+                        seen[key] = (StorageWeakRef(st), st.nbytes())
+            return out
+
+    with Track():
+        out = model(**batch)
+    return sum(n for ref, n in seen.values() if not ref.expired()), out
+
+
+@pytest.mark.parametrize(
+    ("attention", "lora", "gc"), [("sdpa", False, False), ("eager", True, True)]
+)
+def test_activation_estimate_within_ten_percent_of_cpu_measurement(attention, lora, gc):
+    from mccompile.architectures import Architecture
+
+    arch = Architecture("llama", 1000, 64, 128, 2, 4, 2, False)
+    cfg = transformers.AutoConfig.for_model(**arch.config_dict())
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation=attention)
+    if lora:
+        model = peft.get_peft_model(
+            model,
+            peft.LoraConfig(
+                r=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
+        )
+    if gc:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    ids = torch.randint(4, 1000, (2, 96))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    measured, out = _alive_after_forward(model, {**batch, "use_cache": False})
+    setup = res.Setup(
+        lora=lora,
+        lora_r=16,
+        lora_dropout=0.05,
+        batch=2,
+        seq=96,
+        checkpointing=gc,
+        attention=attention,
+        device="cpu",
+    )
+    parts = res.estimate_memory(arch, setup, 1).parts
+    estimate = next(p.bytes for p in parts if p.name == "activations")
+    assert 0.9 <= estimate / measured <= 1.1, (estimate, measured)
+    out.loss.backward()  # what was measured is what backward uses

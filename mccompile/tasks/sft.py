@@ -20,7 +20,8 @@ IMPORTS = ("math",)
 
 FIELDS: dict[str, Any] = {
     "neftune_noise_alpha": {
-        "description": "NEFTune: noise on the input embeddings in training (null: off; 5 is usual).",
+        "description": "NEFTune: noise on the input embeddings in training"
+        " (null: off; 5 is usual).",
         "anyOf": [
             {"type": "number", "exclusiveMinimum": 0},
             {"type": "null"},
@@ -67,6 +68,7 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "use_liger_kernel",
         "torch_compile",
         "dataloader_num_workers",
+        "dataset_num_proc",
     ],
 }
 

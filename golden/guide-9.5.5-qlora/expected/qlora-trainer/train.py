@@ -96,6 +96,8 @@ PADDING_FREE = False
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
+# Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
+DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
 
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 10  # Log every N steps.
