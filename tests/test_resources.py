@@ -246,7 +246,8 @@ def test_plan_reads_a_local_model_folder(tmp_path, capsys, tiny_model):
     from mccompile.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model), distributed=""))
+    none = "    distributed:\n      strategy: none\n"
+    cfg.write_text(PLAN_CONFIG.format(model=str(tiny_model), distributed=none))
     assert main(["plan", str(cfg), "--gpu-memory", "T4"]) == 0
     out = capsys.readouterr().out
     assert "with 1 process: effective batch 8 × 4 × 1 = 32 sequences" in out
