@@ -405,7 +405,6 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
     p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
 
 
-# settings the code of a data format never reads
 # the launch file of each cluster engine under distributed:, written when the config asks
 LAUNCH_FILES = {
     "slurm": "slurm.sbatch",
@@ -413,6 +412,7 @@ LAUNCH_FILES = {
     "kubernetes": "kubernetes.yaml",
 }
 
+# settings the code of a data format never reads
 HIDDEN: dict[str, tuple[str, ...]] = {
     "text": (
         "prompt_column",
