@@ -59,7 +59,7 @@ def test_sigterm_saves_and_resume_matches(tmp_path: Path, tiny_model: Path) -> N
     logged = 0
     deadline = time.monotonic() + 240
     for line in process.stdout:
-        if line.startswith("{'loss'"):
+        if line.startswith("step "):
             logged += 1
             if logged == 5:
                 process.send_signal(signal.SIGTERM)

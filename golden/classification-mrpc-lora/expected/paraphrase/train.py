@@ -237,9 +237,12 @@ def encode_labels(dataset, names):
     ids = {name: index for index, name in enumerate(names)}
     sample = first_rows(dataset, 1)[0][LABEL_COLUMN]
     if isinstance(sample, int) and LABELS is not None:
-        return dataset.map(lambda row: {"labels": row[LABEL_COLUMN]}, **progress(dataset, "labels"))
+        return dataset.map(
+            lambda row: {"labels": row[LABEL_COLUMN]}, **progress(dataset, "labels as class ids")
+        )
     return dataset.map(
-        lambda row: {"labels": ids[str(row[LABEL_COLUMN])]}, **progress(dataset, "labels")
+        lambda row: {"labels": ids[str(row[LABEL_COLUMN])]},
+        **progress(dataset, "labels as class ids"),
     )
 
 
@@ -421,12 +424,162 @@ def training_config(args, has_eval):
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,
         enable_jit_checkpoint=False,  # StopOnSignal saves on SIGTERM and SIGINT, and sets the exit status
-        disable_tqdm=True,
+        disable_tqdm=True,  # training_progress() shows the run: a bar on a terminal, else a line per log
         ddp_find_unused_parameters=False,
     )
 
 
 # -- Training -------------------------------------------------------------------
+
+
+def silence_known_noise():
+    """Silence the libraries' own messages that are known, harmless and not the run's to fix; nothing else."""
+    import logging
+    import warnings
+
+    # peft 0.21 reads the model's is_gradient_checkpointing, which transformers 5 renamed and warns about
+    warnings.filterwarnings(
+        "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
+    # deepspeed, where installed, is imported by accelerate and says this on every machine without a GPU
+    logging.getLogger("DeepSpeed").addFilter(
+        lambda record: not record.getMessage().startswith("Setting accelerator to CPU")
+    )
+    # transformers reports the new classification head (missing from the base model) and the base model's unused
+    # language-model head at every load; both are by design here, so only a report of other weights is shown
+    logging.getLogger("transformers.modeling_utils").addFilter(
+        lambda record: not only_the_heads(record.getMessage())
+    )
+    # bitsandbytes, imported by peft and transformers, says on some CPUs that its optional 4-bit kernels are
+    # missing; this program quantizes nothing
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+    )
+
+
+def only_the_heads(message):
+    """Whether a load report of transformers names only the classification head and the language-model head."""
+    if "ForSequenceClassification LOAD REPORT" not in message:
+        return False
+    keys = [line.split("|")[0].strip() for line in message.splitlines()[2:] if "|" in line]
+    return bool(keys) and all(key.startswith(("score.", "classifier.", "lm_head.")) for key in keys)
+
+
+def duration(seconds):
+    """12.3s, 4m12s, 1h05m."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def scientific(value):
+    """2.0e-4, as learning rates are written."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def eval_figures(metrics):
+    """The evaluation's headline figures, from its metrics (eval_loss, ...)."""
+    return f"loss {metrics['eval_loss']:.3f}  accuracy {metrics['eval_accuracy']:.3f}  macro-F1 {metrics['eval_macro_f1']:.3f}"
+
+
+def training_progress():
+    """The run as it goes: a progress bar on a terminal; elsewhere (logs, CI, Slurm) one line per logging step."""
+    import time
+
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.first_step, self.started = state.global_step, time.monotonic()
+            if state.is_world_process_zero and sys.stdout.isatty():
+                self.bar = tqdm(
+                    total=state.max_steps,
+                    initial=state.global_step,
+                    desc="training",
+                    unit="step",
+                    dynamic_ncols=True,
+                )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            if "eval_loss" in logs:
+                self.show(f"eval  step {state.global_step}/{state.max_steps}  {eval_figures(logs)}")
+            elif "loss" in logs and self.bar is not None:
+                self.bar.set_postfix_str(f"loss {logs['loss']:.3f}")
+            elif "loss" in logs:
+                self.show(self.step_line(state, logs))
+
+        def step_line(self, state, logs):
+            now, step, total = time.monotonic(), state.global_step, state.max_steps
+            parts = [
+                f"step {step}/{total} ({100 * step // max(1, total)}%)",
+                f"loss {logs['loss']:.3f}",
+            ]
+            if "learning_rate" in logs:
+                parts.append(f"lr {scientific(logs['learning_rate'])}")
+            if "grad_norm" in logs:
+                parts.append(f"grad-norm {logs['grad_norm']:.3g}")
+            if step > self.first_step:
+                parts.append(
+                    f"eta {duration((now - self.started) / (step - self.first_step) * (total - step))}"
+                )
+            return "  ".join(parts)
+
+        def show(self, line):
+            if self.bar is not None:
+                self.bar.write(line)
+            else:
+                print(line, flush=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return TrainingProgress()
+
+
+def show_progress(trainer):
+    """training_progress() in place of transformers' PrinterCallback, which prints each log as a dict."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(training_progress())
+
+
+def final_evaluation(trainer):
+    """The evaluation of the trained model: transformers ran one at the last step; evaluate only when it did not."""
+    last = next(
+        (entry for entry in reversed(trainer.state.log_history) if "eval_loss" in entry), None
+    )
+    if last is not None and last["step"] == trainer.state.global_step:
+        return {key: value for key, value in last.items() if key.startswith("eval_")}
+    return trainer.evaluate()
+
+
+def report_done(summary, paths):
+    """The closing lines: the run's headline figures, then where it wrote what."""
+    figures = [f"{summary['global_step']} steps"]
+    if summary["train_runtime_s"]:
+        figures[0] += f" in {duration(summary['train_runtime_s'])}"
+    if summary["train_loss"] is not None:
+        figures.append(f"train loss {summary['train_loss']:.3f}")
+    if "eval_loss" in summary:
+        figures.append("eval " + eval_figures(summary).replace("  ", ", "))
+    print(f"[done] {', '.join(figures)}")
+    for label, path in paths:
+        print(f"  {label + ':':<9} {path}")
 
 
 class StopOnSignal:
@@ -520,8 +673,7 @@ def write_summary(trainer, result, metrics, output_dir, resumed_from):
     }
     with open(os.path.join(output_dir, "training_summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
-    shown = {key: value for key, value in summary.items() if key != "log_history"}
-    print(f"[summary] {json.dumps(shown)}")
+    return summary
 
 
 def parse_args(argv=None):
@@ -554,6 +706,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    silence_known_noise()
     args = parse_args(argv)
     import torch
     from accelerate import PartialState
@@ -590,16 +743,24 @@ def main(argv=None):
         compute_metrics=compute_metrics,
         callbacks=[stopper.callback()],
     )
+    show_progress(trainer)
     result = trainer.train(resume_from_checkpoint=resume)
     if stopper.signum is not None:
         print(f"[signal] stopped at step {trainer.state.global_step}; continue with --resume")
         return SIGNAL_EXIT[stopper.signum]
-    metrics = trainer.evaluate() if eval_data is not None else {}
+    metrics = final_evaluation(trainer) if eval_data is not None else {}
     trainer.save_model(
         args.output_dir
     )  # the adapter (with the classification head), labels in its config, and the tokenizer
     if trainer.is_world_process_zero():
-        write_summary(trainer, result, metrics, args.output_dir, resume)
+        summary = write_summary(trainer, result, metrics, args.output_dir, resume)
+        report_done(
+            summary,
+            [
+                ("adapter", args.output_dir),
+                ("summary", os.path.join(args.output_dir, "training_summary.json")),
+            ],
+        )
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # a clean exit for every process

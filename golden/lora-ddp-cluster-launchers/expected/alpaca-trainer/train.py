@@ -300,7 +300,7 @@ def tokenize_batch(batch, fmt, tokenizer, adds_bos):
             "input_ids"
         ]
     )
-    out = {"input_ids": [], "completion_mask": []}
+    out = {"input_ids": [], "completion_mask": [], "labels": []}
     for segments in per_row:
         ids, mask = [], []
         for _, carries_loss in segments:
@@ -309,6 +309,10 @@ def tokenize_batch(batch, fmt, tokenizer, adds_bos):
             mask += [int(carries_loss)] * len(piece)
         out["input_ids"].append(ids[:MAX_SEQ_LENGTH])
         out["completion_mask"].append(mask[:MAX_SEQ_LENGTH])
+        labels = [
+            token if carries_loss else -100 for token, carries_loss in zip(ids, mask, strict=True)
+        ]
+        out["labels"].append(labels[:MAX_SEQ_LENGTH])
     return out
 
 
@@ -321,7 +325,11 @@ def tokenize(dataset, fmt, tokenizer, adds_bos, name):
         **progress(dataset, f"tokenizing the {name} data", DATASET_NUM_PROC),
     )
     before = size(dataset)
-    dataset = dataset.filter(lambda mask: 1 in mask, input_columns="completion_mask")
+    dataset = dataset.filter(
+        lambda mask: 1 in mask,
+        input_columns="completion_mask",
+        **progress(dataset, f"dropping {name} rows without response tokens"),
+    )
     if before != size(dataset):
         print(
             f"[data] dropped {before - size(dataset)} {name} rows with no response left after truncation to {MAX_SEQ_LENGTH} tokens"
@@ -330,7 +338,21 @@ def tokenize(dataset, fmt, tokenizer, adds_bos, name):
         raise DataError(
             f"no {name} rows left after tokenization (MAX_SEQ_LENGTH = {MAX_SEQ_LENGTH})"
         )
+    if PACKING:
+        dataset = pack(dataset, name)
     return dataset
+
+
+def pack(dataset, name):
+    """TRL's best-fit-decreasing packing into rows of MAX_SEQ_LENGTH tokens at most; seq_lengths marks the examples."""
+    from trl.data_utils import pack_dataset
+
+    return pack_dataset(
+        dataset,
+        MAX_SEQ_LENGTH,
+        "bfd",
+        progress(dataset, f"packing the {name} data", DATASET_NUM_PROC),
+    )
 
 
 def show_example(example, tokenizer, index):
@@ -392,7 +414,7 @@ def lora_config():
     )
 
 
-def training_config(args, has_eval, processes):
+def training_config(args, has_eval):
     """Every argument written out: TRL's own defaults (bf16, gradient checkpointing) are not the config's."""
     import torch
     from trl import SFTConfig
@@ -445,9 +467,11 @@ def training_config(args, has_eval, processes):
         save_total_limit=SAVE_TOTAL_LIMIT,
         save_only_model=False,
         enable_jit_checkpoint=False,  # StopOnSignal saves on SIGTERM and SIGINT, and sets the exit status
-        disable_tqdm=True,
+        disable_tqdm=True,  # training_progress() shows the run: a bar on a terminal, else a line per log
         ddp_find_unused_parameters=False,
-        # data: the rows arrive tokenized (input_ids, completion_mask); TRL pads them
+        # data: the rows arrive final (input_ids, labels); TRL only batches them
+        # so TRL's own passes (labels, truncation) are skipped
+        dataset_kwargs={"skip_prepare_dataset": True},
         max_length=(
             None if PADDING_FREE and not PACKING else MAX_SEQ_LENGTH
         ),  # rows are already truncated
@@ -456,7 +480,7 @@ def training_config(args, has_eval, processes):
         padding_free=PACKING or PADDING_FREE,
         completion_only_loss=True,
         assistant_only_loss=False,
-        dataset_num_proc=processes,  # TRL's passes over the rows: as many processes as tokenization
+        dataset_num_proc=None,  # TRL makes no pass over the rows
         shuffle_dataset=False,
         prediction_loss_only=True,
         neftune_noise_alpha=NEFTUNE_NOISE_ALPHA,
@@ -464,6 +488,166 @@ def training_config(args, has_eval, processes):
 
 
 # -- Training -------------------------------------------------------------------
+
+
+def silence_known_noise():
+    """Silence the libraries' own messages that are known, harmless and not the run's to fix; nothing else."""
+    import logging
+    import warnings
+
+    # peft 0.21 reads the model's is_gradient_checkpointing, which transformers 5 renamed and warns about
+    warnings.filterwarnings(
+        "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
+    # deepspeed, where installed, is imported by accelerate and says this on every machine without a GPU
+    logging.getLogger("DeepSpeed").addFilter(
+        lambda record: not record.getMessage().startswith("Setting accelerator to CPU")
+    )
+    # bitsandbytes, imported by peft and transformers, says on some CPUs that its optional 4-bit kernels are
+    # missing; this program quantizes nothing
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+    )
+
+
+def duration(seconds):
+    """12.3s, 4m12s, 1h05m."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def scientific(value):
+    """2.0e-4, as learning rates are written."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def eval_figures(metrics):
+    """The evaluation's headline figures, from its metrics (eval_loss, ...)."""
+    return f"loss {metrics['eval_loss']:.3f}  perplexity {math.exp(min(metrics['eval_loss'], 50.0)):.2f}"
+
+
+def training_progress():
+    """The run as it goes: a progress bar on a terminal; elsewhere (logs, CI, Slurm) one line per logging step."""
+    import time
+
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.first_step, self.started = state.global_step, time.monotonic()
+            # TRL counts the tokens from the start of this process
+            self.last_tokens = (0 if state.global_step == 0 else None, self.started)
+            if state.is_world_process_zero and sys.stdout.isatty():
+                self.bar = tqdm(
+                    total=state.max_steps,
+                    initial=state.global_step,
+                    desc="training",
+                    unit="step",
+                    dynamic_ncols=True,
+                )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            if "eval_loss" in logs:
+                self.show(f"eval  step {state.global_step}/{state.max_steps}  {eval_figures(logs)}")
+            elif "loss" in logs and self.bar is not None:
+                self.bar.set_postfix_str(f"loss {logs['loss']:.3f}")
+            elif "loss" in logs:
+                self.show(self.step_line(state, logs))
+
+        def step_line(self, state, logs):
+            now, step, total = time.monotonic(), state.global_step, state.max_steps
+            parts = [
+                f"step {step}/{total} ({100 * step // max(1, total)}%)",
+                f"loss {logs['loss']:.3f}",
+            ]
+            if "learning_rate" in logs:
+                parts.append(f"lr {scientific(logs['learning_rate'])}")
+            if "grad_norm" in logs:
+                parts.append(f"grad-norm {logs['grad_norm']:.3g}")
+            tokens, since = self.last_tokens
+            if "num_tokens" in logs:
+                if tokens is not None and now > since:
+                    parts.append(f"tokens/s {(logs['num_tokens'] - tokens) / (now - since):,.0f}")
+                self.last_tokens = logs["num_tokens"], now
+            if step > self.first_step:
+                parts.append(
+                    f"eta {duration((now - self.started) / (step - self.first_step) * (total - step))}"
+                )
+            return "  ".join(parts)
+
+        def show(self, line):
+            if self.bar is not None:
+                self.bar.write(line)
+            else:
+                print(line, flush=True)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return TrainingProgress()
+
+
+def show_progress(trainer):
+    """training_progress() in place of transformers' PrinterCallback, which prints each log as a dict."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(training_progress())
+
+
+def final_evaluation(trainer):
+    """The evaluation of the trained model: transformers ran one at the last step; evaluate only when it did not."""
+    last = next(
+        (entry for entry in reversed(trainer.state.log_history) if "eval_loss" in entry), None
+    )
+    if last is not None and last["step"] == trainer.state.global_step:
+        return {key: value for key, value in last.items() if key.startswith("eval_")}
+    return trainer.evaluate()
+
+
+def name_base_model(output_dir):
+    """TRL's model card calls a base model from a local folder "None" (it links hub ids only): name it."""
+    path = os.path.join(output_dir, "README.md")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        card = handle.read()
+    card = card.replace("[None](https://huggingface.co/None)", f"`{MODEL}`").replace(
+        'model="None"', f"model={json.dumps(output_dir)}"
+    )
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(card)
+
+
+def report_done(summary, paths):
+    """The closing lines: the run's headline figures, then where it wrote what."""
+    figures = [f"{summary['global_step']} steps"]
+    if summary["train_runtime_s"]:
+        figures[0] += f" in {duration(summary['train_runtime_s'])}"
+    if summary["train_loss"] is not None:
+        figures.append(f"train loss {summary['train_loss']:.3f}")
+    if "eval_loss" in summary:
+        figures.append("eval " + eval_figures(summary).replace("  ", ", "))
+    if summary["train_tokens_per_second"]:
+        figures.append(f"{summary['train_tokens_per_second']:,.0f} tokens/s")
+    print(f"[done] {', '.join(figures)}")
+    for label, path in paths:
+        print(f"  {label + ':':<9} {path}")
 
 
 class StopOnSignal:
@@ -557,8 +741,7 @@ def write_summary(trainer, result, metrics, output_dir, resumed_from):
     }
     with open(os.path.join(output_dir, "training_summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
-    shown = {key: value for key, value in summary.items() if key != "log_history"}
-    print(f"[summary] {json.dumps(shown)}")
+    return summary
 
 
 def parse_args(argv=None):
@@ -622,6 +805,7 @@ def prepare_data(args, tokenizer):
 
 
 def main(argv=None):
+    silence_known_noise()
     args = parse_args(argv)
     import torch
     from accelerate import PartialState
@@ -645,27 +829,34 @@ def main(argv=None):
     stopper = StopOnSignal()
     trainer = SFTTrainer(
         model=load_model(),
-        args=training_config(
-            args, eval_data is not None, progress(train_data, "", DATASET_NUM_PROC).get("num_proc")
-        ),
+        args=training_config(args, eval_data is not None),
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=lora_config(),
         callbacks=[stopper.callback()],
     )
+    show_progress(trainer)
     if trainer.is_world_process_zero():
         trainer.model.print_trainable_parameters()
     result = trainer.train(resume_from_checkpoint=resume)
     if stopper.signum is not None:
         print(f"[signal] stopped at step {trainer.state.global_step}; continue with --resume")
         return SIGNAL_EXIT[stopper.signum]
-    metrics = trainer.evaluate() if eval_data is not None else {}
+    metrics = final_evaluation(trainer) if eval_data is not None else {}
     if "eval_loss" in metrics:
         metrics["perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
     trainer.save_model(args.output_dir)  # the adapter and the tokenizer
     if trainer.is_world_process_zero():
-        write_summary(trainer, result, metrics, args.output_dir, resume)
+        summary = write_summary(trainer, result, metrics, args.output_dir, resume)
+        name_base_model(args.output_dir)
+        report_done(
+            summary,
+            [
+                ("adapter", args.output_dir),
+                ("summary", os.path.join(args.output_dir, "training_summary.json")),
+            ],
+        )
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # a clean exit for every process
