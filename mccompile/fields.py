@@ -22,5 +22,22 @@ SFT_FIELDS = (
     "system_column",
     "messages_column",
     "train_on_prompt",
+    "chat_template",
+    "message_fields",
+    "roles",
+    "tools_column",
+    "final_turn_column",
+    "special_tokens",
+    "added_tokens",
+)
+# how conversations become text, and the tokenizer's tokens (SFT)
+CHAT_FIELDS = (
+    "chat_template",
+    "message_fields",
+    "roles",
+    "tools_column",
+    "final_turn_column",
+    "special_tokens",
+    "added_tokens",
 )
 CLASSIFICATION_FIELDS = ("text_pair_column", "label_column", "labels")

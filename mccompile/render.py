@@ -50,6 +50,47 @@ def _check_literal(value: Any) -> None:
     raise RenderError(f"cannot write a value of type {type(value).__name__} as code")
 
 
+def text_block(value: str) -> str:
+    """A long text as a readable triple-quoted literal (its lines as written); ``py`` otherwise."""
+    if "\n" not in value or any(not ch.isprintable() and ch not in "\n\t" for ch in value):
+        return py(value)
+    body = value.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    if body.endswith('"'):
+        body = body[:-1] + '\\"'
+    literal = '"""\\\n' + body + '"""'
+    if ast.literal_eval(literal) != value:  # never write what does not read back as the value
+        return py(value)
+    return literal
+
+
+def jinja_problem(text: str) -> tuple[str, int] | None:
+    """Why a chat template does not parse (and on which of its lines), or None.
+
+    Parsed as transformers compiles chat templates: loop controls and the
+    ``{% generation %}`` block that marks assistant output.
+    """
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}  # noqa: RUF012
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body).set_lineno(lineno)
+
+    env = jinja2.Environment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols", Generation]
+    )
+    try:
+        env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return exc.message or "invalid Jinja", exc.lineno
+    return None
+
+
 def comment(text: str) -> str:
     """Text made safe for a ``#`` comment: one line, no control characters."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
@@ -87,6 +128,7 @@ def _environment() -> Any:
     env.filters["ident"] = identifier
     env.filters["comment"] = comment
     env.filters["docstring"] = docstring
+    env.filters["text_block"] = text_block
     return env
 
 
