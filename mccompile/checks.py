@@ -265,6 +265,17 @@ class Checker:
                 "chat_template has no effect with text_column (the texts are trained as they are)",
                 path,
             )
+        grows = [
+            k for k in ("added_tokens", "special_tokens") if ir.lit(f.get(k, ir.Lit(None)))
+        ]
+        if grows and ir.lit(f.get("merge_adapter", ir.Lit(False))) is True:
+            self._error(
+                "merge-tokens",
+                f"merge_adapter with {grows[0]} is not supported: the merge would need the base"
+                " model with its grown embeddings; merge after training (resize the base, then"
+                " PeftModel.from_pretrained and merge_and_unload)",
+                where("merge_adapter"),
+            )
         roles = ir.lit(f.get("roles", ir.Lit(None))) or {}
         seen: dict[str, str] = {}
         for role, spellings in roles.items() if isinstance(roles, dict) else []:

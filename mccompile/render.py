@@ -51,16 +51,25 @@ def _check_literal(value: Any) -> None:
 
 
 def text_block(value: str) -> str:
-    """A long text as a readable triple-quoted literal (its lines as written); ``py`` otherwise."""
+    """Text of several lines as a triple-quoted literal, its lines as written; ``py`` otherwise."""
     if "\n" not in value or any(not ch.isprintable() and ch not in "\n\t" for ch in value):
         return py(value)
+    raw = 'r"""' + value + '"""'  # the text exactly as written, where a raw string can hold it
+    if '"""' not in value and not value.endswith(("\\", '"')) and _reads_back(raw, value):
+        return raw
     body = value.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     if body.endswith('"'):
         body = body[:-1] + '\\"'
     literal = '"""\\\n' + body + '"""'
-    if ast.literal_eval(literal) != value:  # never write what does not read back as the value
-        return py(value)
-    return literal
+    return literal if _reads_back(literal, value) else py(value)
+
+
+def _reads_back(literal: str, value: str) -> bool:
+    """Never write what does not read back as the value."""
+    try:
+        return bool(ast.literal_eval(literal) == value)
+    except (SyntaxError, ValueError):
+        return False
 
 
 def jinja_problem(text: str) -> tuple[str, int] | None:

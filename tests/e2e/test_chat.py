@@ -185,3 +185,48 @@ def test_dpo_conversations_as_sft_data(tmp_path: Path, tiny_chat_model: Path) ->
     assert f"[[{first[:40]}" in dry.stdout
     ok(run(program, "--dataset", str(data), "--max-steps", "2", cwd=tmp_path))
     assert summary(tmp_path / "b" / "run")["global_step"] == 2
+
+
+def test_special_and_added_tokens_with_lora(tmp_path: Path, tiny_chat_model: Path) -> None:
+    """The vocabulary grows; the adapter carries the embedding and output layers and reloads."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    output_dir = tmp_path / "run"
+    config = "components:\n" + trainer_yaml(
+        tiny_chat_model,
+        output_dir,
+        chat_template="chatml",
+        special_tokens={"eos_token": "<|im_end|>", "pad_token": "<pad>"},
+        added_tokens=["<|im_start|>", "<tool>"],
+        peft_adapter="lora",
+        per_device_train_batch_size=2,
+    )
+    out = build(tmp_path, config)
+    result = ok(
+        run(
+            out / "trainer" / "train.py",
+            "--dataset",
+            str(shared("chat_messages.jsonl")),
+            "--max-steps",
+            "2",
+            cwd=tmp_path,
+        )
+    )
+    assert "[tokens] 3 new tokens" in result.stdout  # <|im_start|>, <|im_end|>, <tool>
+    assert "embed_tokens, lm_head train in full" in result.stdout
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<pad>"
+    assert {"<|im_start|>", "<tool>", "<|im_end|>"} <= set(tokenizer.get_vocab())
+    assert tokenizer.chat_template.startswith("{% for message in messages %}{{'<|im_start|>'")
+    adapter = json.loads((output_dir / "adapter_config.json").read_text())
+    assert {"embed_tokens", "lm_head"} <= set(adapter["modules_to_save"])
+    base = AutoModelForCausalLM.from_pretrained(tiny_chat_model)
+    base.resize_token_embeddings(len(tokenizer))
+    model = PeftModel.from_pretrained(base, output_dir)
+    saved = load_file(str(output_dir / "adapter_model.safetensors"))
+    trained = saved["base_model.model.model.embed_tokens.modules_to_save.weight"]
+    loaded = model.get_input_embeddings().modules_to_save["default"].weight
+    assert loaded.shape[0] == len(tokenizer)
+    assert bool((loaded == trained).all())
