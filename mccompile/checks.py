@@ -259,6 +259,14 @@ class Checker:
                     f"the chat template does not parse as Jinja (its line {line}): {message}",
                     path,
                 )
+        columns = [k for k in ("text_column", "prompt_column") if k in job.explicit]
+        for key in ("message_fields", "roles", "tools_column", "final_turn_column"):
+            if key in job.explicit and columns:
+                self._warning(
+                    "no-effect",
+                    f"{key} is for chat and ShareGPT data; it has no effect with {columns[0]}",
+                    where(key),
+                )
         if "chat_template" in job.explicit and "text_column" in job.explicit:
             self._warning(
                 "no-effect",
