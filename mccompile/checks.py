@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mccompile import ir, launchers, tasks
+from mccompile import chat, ir, launchers, tasks
 from mccompile.errors import Diagnostics
 from mccompile.fields import LORA_FIELDS
 from mccompile.loader import Document, Path_
+from mccompile.render import jinja_problem
+from mccompile.validate import suggest
 
 Where = Callable[[str], Path_]
 
@@ -36,11 +39,18 @@ VALUE_OPERATORS = (
 
 class Checker:
     def __init__(
-        self, doc: Document, diags: Diagnostics, nested: dict[Path_, str] | None = None
+        self,
+        doc: Document,
+        diags: Diagnostics,
+        nested: dict[Path_, str] | None = None,
+        base: Path | None = None,
     ) -> None:
         self.doc = doc
+        self.base = base if base is not None else Path(doc.file).parent  # files are read from here
         self.diags = diags
         self.nested = nested or {}
+        # chat template files read for the generator: as written in the config -> text
+        self.files: dict[str, str] = {}
 
     def _name(self, key: str, path: Path_) -> str:
         """The key as the user wrote it (``lora.rank`` for ``lora_r``)."""
@@ -166,6 +176,90 @@ class Checker:
         self._schedules(job, where, has_eval)
         self._hub(job, where)
         self._distributed(job, where)
+        if "chat_template" in tasks.of_job(job).FIELDS:  # the tasks that train on conversations
+            self._chat(job, where)
+
+    def _chat(self, job: ir.Job, where: Where) -> None:
+        """chat_template, roles and tokens: names, files and Jinja checked here."""
+        f = job.fields
+        value = ir.lit(f.get("chat_template", ir.Lit("tokenizer")))
+        kind = chat.template_kind(value) if isinstance(value, str) else "tokenizer"
+        names = [*chat.SPECIAL_NAMES, *chat.BUILTIN_TEMPLATES]
+        path = where("chat_template")
+        text = None
+        if kind == "unknown":
+            self._error(
+                "chat-template",
+                f"unknown chat_template '{value}'{suggest(value, names)}: expected one of"
+                f" {', '.join(names)}, a .jinja file or inline Jinja text",
+                path,
+            )
+        elif kind == "file":
+            file = self.base / value
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                self._error(
+                    "chat-template", f"cannot read the chat template {value}: {reason}", path
+                )
+            else:
+                self.files[value] = text
+        elif kind == "inline":
+            text = value
+        if text is not None:
+            problem = jinja_problem(text)
+            if problem is not None:
+                message, line = problem
+                self._error(
+                    "chat-template",
+                    f"the chat template does not parse as Jinja (its line {line}): {message}",
+                    path,
+                )
+        columns = [k for k in ("text_column", "prompt_column") if k in job.explicit]
+        for key in ("message_fields", "roles", "tools_column", "final_turn_column"):
+            if key in job.explicit and columns:
+                self._warning(
+                    "no-effect",
+                    f"{key} is for chat and ShareGPT data; it has no effect with {columns[0]}",
+                    where(key),
+                )
+        if "chat_template" in job.explicit and "text_column" in job.explicit:
+            self._warning(
+                "no-effect",
+                "chat_template has no effect with text_column (the texts are trained as they are)",
+                path,
+            )
+        grows = [
+            k for k in ("added_tokens", "special_tokens") if ir.lit(f.get(k, ir.Lit(None)))
+        ]
+        if grows and ir.lit(f.get("merge_adapter", ir.Lit(False))) is True:
+            self._error(
+                "merge-tokens",
+                f"merge_adapter with {grows[0]} is not supported: the merge would need the base"
+                " model with its grown embeddings; merge after training (resize the base, then"
+                " PeftModel.from_pretrained and merge_and_unload)",
+                where("merge_adapter"),
+            )
+        roles = ir.lit(f.get("roles", ir.Lit(None))) or {}
+        seen: dict[str, str] = {}
+        for role, spellings in roles.items() if isinstance(roles, dict) else []:
+            if role not in chat.ROLES:
+                self._error(
+                    "roles",
+                    f"roles maps to an unknown role '{role}'{suggest(role, chat.ROLES)}: the roles"
+                    f" are {', '.join(chat.ROLES)}",
+                    (*where("roles"), role),
+                )
+                continue
+            for spelling in spellings if isinstance(spellings, list) else []:
+                if spelling in seen and seen[spelling] != role:
+                    self._error(
+                        "roles",
+                        f"'{spelling}' is spelled for both {seen[spelling]} and {role}",
+                        (*where("roles"), role),
+                    )
+                seen[spelling] = role
 
     def _schedules(self, job: ir.Job, where: Where, has_eval: bool) -> None:
         """eval/save strategies against the step counts and per-epoch counts given with them."""

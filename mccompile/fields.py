@@ -21,3 +21,15 @@ def task_fields(task: str) -> tuple[str, ...]:
     from mccompile import schema
 
     return tuple(schema.task_fields(task))
+
+
+# how conversations become text, and the tokenizer's tokens (SFT)
+CHAT_FIELDS = (
+    "chat_template",
+    "message_fields",
+    "roles",
+    "tools_column",
+    "final_turn_column",
+    "special_tokens",
+    "added_tokens",
+)

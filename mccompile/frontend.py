@@ -39,7 +39,7 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
     check_schema(doc, diags)
     resolver = Resolver(doc, diags)
     workflows = resolver.resolve()
-    checker = Checker(doc, diags, resolver.nested_names)
+    checker = Checker(doc, diags, resolver.nested_names, base=Path(path).parent)
     for wf in workflows:
 
         def locate(job_id: str, wf_id: str = wf.id) -> Callable[[str], Path_]:
@@ -57,5 +57,6 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
         file=Path(path).name,
         sha256=hashlib.sha256(raw).hexdigest(),
         workflows=tuple(workflows),
+        files=dict(sorted(checker.files.items())),
     )
     return config, diags

@@ -11,10 +11,11 @@ from typing import Any
 
 from mccompile import __version__, ir, launchers, tasks
 from mccompile import schema as sch
+from mccompile.chat import TEMPLATE_KWARGS, merged_fields, merged_roles, resolve_template
 from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
-from mccompile.fields import BNB4_FIELDS, LORA_FIELDS
-from mccompile.render import comment, py, render_python, render_text
+from mccompile.fields import BNB4_FIELDS, CHAT_FIELDS, LORA_FIELDS
+from mccompile.render import comment, py, render_python, render_text, text_block
 
 # optimizer in the config -> (transformers' optim name, extra requirement or None)
 OPTIMIZERS: dict[str, tuple[str, str | None]] = {
@@ -441,6 +442,12 @@ def _settings(p: Program, job: ir.Job) -> None:
                 note = f"transformers' name for the config's {chosen!r}" + (
                     f" (needs {OPTIMIZERS[chosen][1]})" if OPTIMIZERS[chosen][1] else ""
                 )
+            if name in CHAT_FIELDS:
+                written = _chat_settings(p, job, name, note)
+                items.extend(written)
+                if written:
+                    p.ref[name] = const
+                continue
             p.ref[name] = const
             if name == "dataset_num_proc" and ir.lit(value) == "auto":
                 items.append(Setting(const, AUTO_NUM_PROC, note))
@@ -466,6 +473,41 @@ def setting_groups(task: Any) -> list[tuple[str, list[str]]]:
     extra = [(title, names) for title, names in own.items() if title not in dict(SETTING_GROUPS)]
     at = next(i for i, (title, _) in enumerate(out) if title == "Data") + 1
     return out[:at] + extra + out[at:]
+
+
+def _chat_settings(p: Program, job: ir.Job, name: str, note: str) -> list[Setting]:
+    """The settings of one chat key: the template as its text; roles and fields in full."""
+    value = ir.lit(job.fields[name])
+    p.value[name] = value
+    if name == "chat_template":
+        template = resolve_template(str(value), p.config.files)
+        p.value["template_kind"] = template.kind
+        if template.kind == "tokenizer":
+            return []
+        if template.kind == "plain":
+            return [Setting("CHAT_TEMPLATE", "None", "plain: the PLAIN_FORMAT headers below")]
+        settings = [Setting("CHAT_TEMPLATE", text_block(template.text or ""), template.source)]
+        kwargs = TEMPLATE_KWARGS.get(template.value) if template.kind == "builtin" else None
+        if kwargs:
+            p.value["template_kwargs"] = True
+            settings.append(
+                Setting(
+                    "CHAT_TEMPLATE_KWARGS",
+                    py(kwargs),
+                    "passed to apply_chat_template: the empty thinking block is part of the prompt",
+                )
+            )
+        return settings
+    if name in ("special_tokens", "added_tokens", "final_turn_column") and name not in job.explicit:
+        return []
+    if name == "roles":
+        value = merged_roles(value)
+        note = "ShareGPT spellings of each role (function_call turns become tool calls)"
+    elif name == "message_fields":
+        value = merged_fields(value)
+        note = "the keys of a ShareGPT turn"
+    p.value[name] = value
+    return [Setting(name.upper(), py(value), note)]
 
 
 def _origin(value: ir.Value) -> str:

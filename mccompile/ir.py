@@ -138,6 +138,8 @@ class Config:
     file: str
     sha256: str
     workflows: tuple[Workflow, ...] = field(default_factory=tuple)
+    # files the config names that the programs carry (chat templates): as written -> text
+    files: dict[str, str] = field(default_factory=dict)
 
 
 def identifier(name: str) -> str:

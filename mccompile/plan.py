@@ -40,6 +40,22 @@ def render_resources(config: ir.Config, gpu_memory: tuple[str, int] | None = Non
     return lines
 
 
+def tokens_note(job: ir.Job) -> str | None:
+    """What added or special tokens do to the model, said in the plan."""
+    tokens = [
+        k for k in ("added_tokens", "special_tokens") if ir.lit(job.fields.get(k, ir.Lit(None)))
+    ]
+    if job.kind != "train" or not tokens:
+        return None
+    note = f"# {' and '.join(tokens)}: tokens the vocabulary lacks grow the embeddings"
+    if "lora_r" in job.fields:
+        note += (
+            "; with LoRA the embedding and output layers then train in full and are saved"
+            " with the adapter (modules_to_save)"
+        )
+    return note
+
+
 def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) -> str:
     lines: list[str] = [f"config {config.file} (sha256 {config.sha256[:12]})"]
     for wf in config.workflows:
@@ -62,6 +78,9 @@ def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) ->
                         lines.append(f"         distributed.{dk} = {dv!r}")
                     continue
                 lines.append(f"         {key.ljust(width)} = {show(value)}{origin}")
+            note = tokens_note(job)
+            if note:
+                lines.append(f"         {note}")
         if wf.result and not wf.trainer:
             lines.append(f"  saves the dataset of job '{wf.result}' with save_to_disk")
         lines.append(f"  options of {wf.program}:")

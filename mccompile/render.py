@@ -53,6 +53,56 @@ def _check_literal(value: Any) -> None:
     raise RenderError(f"cannot write a value of type {type(value).__name__} as code")
 
 
+def text_block(value: str) -> str:
+    """Text of several lines as a triple-quoted literal, its lines as written; ``py`` otherwise."""
+    if "\n" not in value or any(not ch.isprintable() and ch not in "\n\t" for ch in value):
+        return py(value)
+    raw = 'r"""' + value + '"""'  # the text exactly as written, where a raw string can hold it
+    if '"""' not in value and not value.endswith(("\\", '"')) and _reads_back(raw, value):
+        return raw
+    body = value.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    if body.endswith('"'):
+        body = body[:-1] + '\\"'
+    literal = '"""\\\n' + body + '"""'
+    return literal if _reads_back(literal, value) else py(value)
+
+
+def _reads_back(literal: str, value: str) -> bool:
+    """Never write what does not read back as the value."""
+    try:
+        return bool(ast.literal_eval(literal) == value)
+    except (SyntaxError, ValueError):
+        return False
+
+
+def jinja_problem(text: str) -> tuple[str, int] | None:
+    """Why a chat template does not parse (and on which of its lines), or None.
+
+    Parsed as transformers compiles chat templates: loop controls and the
+    ``{% generation %}`` block that marks assistant output.
+    """
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class Generation(Extension):
+        tags = {"generation"}  # noqa: RUF012
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body).set_lineno(lineno)
+
+    env = jinja2.Environment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols", Generation]
+    )
+    try:
+        env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return exc.message or "invalid Jinja", exc.lineno
+    return None
+
+
 def comment(text: str) -> str:
     """Text made safe for a ``#`` comment: one line, no control characters."""
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
@@ -118,6 +168,7 @@ def _environment() -> Any:
     env.filters["sh"] = sh
     env.filters["yaml"] = yaml_scalar
     env.filters["sbatch"] = sbatch
+    env.filters["text_block"] = text_block
     return env
 
 

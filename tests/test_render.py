@@ -50,3 +50,15 @@ def test_piecewise_black_equals_whole_file_black(
         assert render.format_python(source, ast.parse(source)) == whole
         # and again, from the cache
         assert render.format_python(source, ast.parse(source)) == whole
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["one line", "two\nlines", 'ends in "\n"', 'has """ in\nit', "back\\slash\n\\", "tab\t\n\x00"],
+)
+def test_text_block_reads_back_as_the_value(value: str) -> None:
+    literal = render.text_block(value)
+    assert ast.literal_eval(literal) == value
+    plain = '"""' not in value and not value.endswith(('"', "\\")) and "\x00" not in value
+    if "\n" in value and plain:
+        assert literal == 'r"""' + value + '"""'  # written as it reads

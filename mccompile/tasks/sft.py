@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mccompile import ir
+from mccompile.fields import CHAT_FIELDS
+from mccompile.tasks import conversation
 from mccompile.tasks.base import bool_field, is_null, is_set, text_field, value
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ REQUIREMENTS = ("trl",)
 IMPORTS = ("math",)
 
 FIELDS: dict[str, Any] = {
+    **conversation.FIELDS,
     "neftune_noise_alpha": {
         "description": "NEFTune: noise on the input embeddings in training"
         " (null: off; 5 is usual).",
@@ -62,6 +65,7 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "train_on_prompt",
         "validation_split",
     ],
+    "Chat format": list(CHAT_FIELDS),
     "Speed": [
         "group_by_length",
         "padding_free",
@@ -80,8 +84,9 @@ _HIDDEN: dict[str, tuple[str, ...]] = {
         "system_column",
         "messages_column",
         "train_on_prompt",
+        *CHAT_FIELDS[:5],
     ),
-    "prompt_response": ("text_column", "messages_column"),
+    "prompt_response": ("text_column", "messages_column", *CHAT_FIELDS[1:5]),
     "auto": ("text_column", "prompt_column", "response_column", "system_column"),
 }
 

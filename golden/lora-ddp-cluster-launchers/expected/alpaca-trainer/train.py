@@ -230,19 +230,25 @@ def to_messages(row, fmt):
 def after(text, prefix):
     if not text.startswith(prefix):
         raise DataError(
-            "the tokenizer's chat template does not render a conversation as an extension of its first turns,"
-            " so the assistant turns cannot be located; use text_column data instead"
+            "the chat template does not render a conversation as an extension of its first turns,"
+            " so the assistant turns cannot be located; choose another chat_template or use text_column data"
         )
     return text[len(prefix) :]
 
 
 def chat_segments(messages, tokenizer):
-    """Render with the chat template; the assistant turns (and their end-of-turn) carry the loss."""
+    """Render with the chat template; each assistant turn, to its end-of-turn token, carries the loss."""
+    from jinja2 import TemplateError
 
     def render(turns, generation_prompt):
-        return tokenizer.apply_chat_template(
-            turns, tokenize=False, add_generation_prompt=generation_prompt
-        )
+        try:
+            return tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=generation_prompt
+            )
+        except TemplateError as error:
+            raise DataError(
+                f"the chat template cannot render the conversation {messages!r:.120}: {error}"
+            ) from None
 
     segments, done = [], ""
     for index, message in enumerate(messages):
@@ -251,15 +257,46 @@ def chat_segments(messages, tokenizer):
             segments.append((after(head, done), False))
             done = head
         full = render(messages[: index + 1], False)
-        segments.append((after(full, done), message["role"] == "assistant"))
+        turn = after(full, done)
+        if message["role"] == "assistant":
+            # the loss ends at the end-of-turn token: the whitespace after it leads to the next turn
+            answer = turn.rstrip()
+            segments += [(answer, True), (turn[len(answer) :], False)]
+        else:
+            segments.append((turn, False))
         done = full
+    check_rendered(done, messages)
     return segments
+
+
+def check_rendered(text, messages):
+    """Stop when the template left a turn out: nothing trains on a dropped turn."""
+    position = 0
+    for message in messages:
+        calls = [call["function"]["name"] for call in message.get("tool_calls", [])]
+        lines = [line.strip() for line in message["content"].splitlines()]
+        for piece in [*filter(None, lines), *calls]:
+            found = text.find(piece, position)
+            if found < 0:  # some templates move a turn (a system prompt into a later user turn)
+                found = text.find(piece)
+            if found < 0:
+                role = "function_call" if calls else message["role"]
+                raise DataError(
+                    f"the chat template leaves out a {role} turn ({piece!r:.60}): choose a chat_template that"
+                    f" renders {role} turns (qwen3 renders tool calls and results), or map the role otherwise in ROLES"
+                )
+            position = max(position, found + len(piece))
 
 
 def plain_segments(messages, tokenizer, adds_bos):
     """Without a chat template: PLAIN_FORMAT headers, then the response and eos."""
     segments = [(tokenizer.bos_token, False)] if adds_bos else []
     for index, message in enumerate(messages):
+        if message["role"] not in PLAIN_FORMAT or message.get("tool_calls"):
+            kind = "function_call" if message.get("tool_calls") else message["role"]
+            raise DataError(
+                f"the plain format has no {kind} turns: choose a chat_template that renders them (qwen3)"
+            )
         segments.append((PLAIN_FORMAT[message["role"]].format(content=message["content"]), False))
         if message["role"] == "assistant":
             segments.append((message["content"] + tokenizer.eos_token, True))

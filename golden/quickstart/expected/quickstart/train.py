@@ -49,6 +49,19 @@ TRAIN_ON_PROMPT = False  # SFT: also compute loss on prompts and non-assistant t
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).
 VALIDATION_SPLIT = 0.1
 
+# -- Chat format -------------------------------------------------------------
+MESSAGE_FIELDS = {"role": "from", "content": "value"}  # the keys of a ShareGPT turn
+# ShareGPT spellings of each role (function_call turns become tool calls)
+ROLES = {
+    "system": ["system"],
+    "user": ["human"],
+    "assistant": ["gpt"],
+    "tool": ["observation"],
+    "function_call": ["function_call"],
+}
+# SFT: the column of tool definitions (a list or its JSON text) passed to the chat template with ShareGPT data.
+TOOLS_COLUMN = "tools"
+
 # -- LoRA --------------------------------------------------------------------
 LORA_R = 8  # LoRA rank.
 LORA_ALPHA = 16  # LoRA scaling (often 2 x lora_r).
@@ -192,6 +205,8 @@ def detect_format(columns):
     """Which of the supported layouts the columns hold."""
     if MESSAGES_COLUMN in columns:
         return "chat"
+    if "conversations" in columns:
+        return "sharegpt"
     if {"instruction", "output"} <= set(columns):
         return "alpaca"
     if {"prompt", "response"} <= set(columns):
@@ -200,7 +215,7 @@ def detect_format(columns):
         return "text"
     raise DataError(
         f"cannot tell the data format from the columns {columns}: expected text; prompt and response"
-        f" (optionally system); instruction, input and output; or {MESSAGES_COLUMN!r} (chat turns)."
+        f" (optionally system); instruction, input and output; {MESSAGES_COLUMN!r} (chat turns); or conversations (ShareGPT)."
         " Name the columns in the config (text_column, or prompt_column and response_column)."
     )
 
@@ -211,6 +226,7 @@ def required_columns(fmt):
         "prompt_response": ["prompt", "response"],
         "alpaca": ["instruction", "output"],
         "chat": [MESSAGES_COLUMN],
+        "sharegpt": ["conversations"],
     }[fmt]
 
 
@@ -225,8 +241,8 @@ def check_data(dataset, fmt, name):
     if not rows:
         raise DataError(f"the {name} data has no rows")
     for index, row in enumerate(rows):
-        if fmt == "chat":
-            check_messages(row[MESSAGES_COLUMN], f"{name} row {index}")
+        if fmt in ("chat", "sharegpt"):
+            check_messages(to_messages(row, fmt, f"{name} row {index}"), f"{name} row {index}")
             continue
         for column in required_columns(fmt):
             if not isinstance(row[column], str):
@@ -236,27 +252,92 @@ def check_data(dataset, fmt, name):
 
 
 def check_messages(messages, where):
-    ok = isinstance(messages, list) and all(
-        isinstance(m, dict)
-        and m.get("role") in ("system", "user", "assistant")
-        and isinstance(m.get("content"), str)
-        for m in messages
-    )
-    if not ok or not any(m["role"] == "assistant" for m in messages):
+    if messages[-1]["role"] != "assistant":
         raise DataError(
-            f"{where}: chat turns must be a list of {{role, content}} with roles system, user and"
-            f" assistant, and at least one assistant turn; got {messages!r:.120}"
+            f"{where}: the conversation ends with a {messages[-1]['role']} turn, which no assistant turn answers"
+            " (name a column of final answers with final_turn_column, e.g. chosen)"
         )
 
 
-def to_messages(row, fmt):
-    """A row as chat turns: system (optional), user, assistant."""
-    if fmt == "chat":
-        return row[MESSAGES_COLUMN]
+ROLE_OF = {spelling: role for role, spellings in ROLES.items() for spelling in spellings}
+
+
+def chat_turns(turns, where):
+    """Chat turns from {role, content} or ShareGPT turns: function calls become tool calls, nothing is dropped."""
+    if not isinstance(turns, list) or not turns:
+        raise DataError(f"{where}: the turns must be a non-empty list; got {turns!r:.80}")
+    messages = []
+    for turn in turns:
+        sharegpt = isinstance(turn, dict) and MESSAGE_FIELDS["role"] in turn
+        keys = MESSAGE_FIELDS if sharegpt else {"role": "role", "content": "content"}
+        speaker = turn.get(keys["role"]) if isinstance(turn, dict) else None
+        text = turn.get(keys["content"]) if isinstance(turn, dict) else None
+        role = ROLE_OF.get(speaker) if sharegpt else speaker
+        known = role in ("system", "user", "assistant", "tool", "function_call")
+        if not known or not isinstance(text, str):
+            raise DataError(
+                f"{where}: the turn {turn!r:.100} has neither role and content nor {MESSAGE_FIELDS['role']} (one of"
+                f" {sorted(ROLE_OF)}, which ROLES maps to roles) and {MESSAGE_FIELDS['content']}"
+            )
+        if role == "function_call":
+            messages.append(
+                {"role": "assistant", "content": "", "tool_calls": [tool_call(text, where)]}
+            )
+        else:
+            messages.append({"role": role, "content": text})
+    return messages
+
+
+def tool_call(text, where):
+    """A function_call turn's JSON ({name, arguments}) as a tool call."""
+    try:
+        call = json.loads(text)
+    except ValueError:
+        call = None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        raise DataError(
+            f"{where}: a function_call turn holds a JSON object with name and arguments; got {text!r:.80}"
+        )
+    return {
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call.get("arguments", {})},
+    }
+
+
+def row_tools(row, where):
+    """The row's tool definitions (TOOLS_COLUMN: a list or its JSON text), or None."""
+    tools = row.get(TOOLS_COLUMN)
+    if tools in (None, "", []):
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except ValueError:
+            raise DataError(
+                f"{where}: column {TOOLS_COLUMN!r} is not JSON: {tools!r:.80}"
+            ) from None
+    if not isinstance(tools, list) or not all(isinstance(tool, dict) for tool in tools):
+        raise DataError(
+            f"{where}: column {TOOLS_COLUMN!r} must hold a list of tool definitions; got {tools!r:.80}"
+        )
+    return tools
+
+
+def to_messages(row, fmt, where="a row"):
+    """A row as chat turns: system (optional), user, assistant; or the row's conversation."""
+    if fmt in ("chat", "sharegpt"):
+        messages = chat_turns(row[MESSAGES_COLUMN if fmt == "chat" else "conversations"], where)
+        return messages
     if fmt == "alpaca":
         user = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
+        # instruction and input kept apart as well, for templates that show them apart (alpaca)
         messages = [
-            {"role": "user", "content": user},
+            {
+                "role": "user",
+                "content": user,
+                "instruction": row["instruction"],
+                "input": row.get("input") or "",
+            },
             {"role": "assistant", "content": row["output"]},
         ]
         system = row.get("system")
@@ -272,19 +353,25 @@ def to_messages(row, fmt):
 def after(text, prefix):
     if not text.startswith(prefix):
         raise DataError(
-            "the tokenizer's chat template does not render a conversation as an extension of its first turns,"
-            " so the assistant turns cannot be located; use text_column data instead"
+            "the chat template does not render a conversation as an extension of its first turns,"
+            " so the assistant turns cannot be located; choose another chat_template or use text_column data"
         )
     return text[len(prefix) :]
 
 
-def chat_segments(messages, tokenizer):
-    """Render with the chat template; the assistant turns (and their end-of-turn) carry the loss."""
+def chat_segments(messages, tokenizer, tools=None):
+    """Render with the chat template; each assistant turn, to its end-of-turn token, carries the loss."""
+    from jinja2 import TemplateError
 
     def render(turns, generation_prompt):
-        return tokenizer.apply_chat_template(
-            turns, tokenize=False, add_generation_prompt=generation_prompt
-        )
+        try:
+            return tokenizer.apply_chat_template(
+                turns, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+            )
+        except TemplateError as error:
+            raise DataError(
+                f"the chat template cannot render the conversation {messages!r:.120}: {error}"
+            ) from None
 
     segments, done = [], ""
     for index, message in enumerate(messages):
@@ -293,15 +380,52 @@ def chat_segments(messages, tokenizer):
             segments.append((after(head, done), False))
             done = head
         full = render(messages[: index + 1], False)
-        segments.append((after(full, done), message["role"] == "assistant"))
+        turn = after(full, done)
+        if message["role"] == "assistant":
+            # the loss ends at the end-of-turn token: the whitespace after it leads to the next turn
+            answer = turn.rstrip()
+            segments += [(answer, True), (turn[len(answer) :], False)]
+        else:
+            segments.append((turn, False))
         done = full
+    check_rendered(done, messages, tools)
     return segments
+
+
+def check_rendered(text, messages, tools):
+    """Stop when the template left a turn, a tool call or the tools out: nothing trains on a dropped turn."""
+    position = 0
+    for message in messages:
+        calls = [call["function"]["name"] for call in message.get("tool_calls", [])]
+        lines = [line.strip() for line in message["content"].splitlines()]
+        for piece in [*filter(None, lines), *calls]:
+            found = text.find(piece, position)
+            if found < 0:  # some templates move a turn (a system prompt into a later user turn)
+                found = text.find(piece)
+            if found < 0:
+                role = "function_call" if calls else message["role"]
+                raise DataError(
+                    f"the chat template leaves out a {role} turn ({piece!r:.60}): choose a chat_template that"
+                    f" renders {role} turns (qwen3 renders tool calls and results), or map the role otherwise in ROLES"
+                )
+            position = max(position, found + len(piece))
+    for tool in tools or []:
+        name = tool.get("function", tool).get("name")
+        if isinstance(name, str) and name not in text:
+            raise DataError(
+                f"the chat template ignores the tool definitions ({name!r} of column {TOOLS_COLUMN!r}): choose one that renders tools (qwen3)"
+            )
 
 
 def plain_segments(messages, tokenizer, adds_bos):
     """Without a chat template: PLAIN_FORMAT headers, then the response and eos."""
     segments = [(tokenizer.bos_token, False)] if adds_bos else []
     for index, message in enumerate(messages):
+        if message["role"] not in PLAIN_FORMAT or message.get("tool_calls"):
+            kind = "function_call" if message.get("tool_calls") else message["role"]
+            raise DataError(
+                f"the plain format has no {kind} turns: choose a chat_template that renders them (qwen3)"
+            )
         segments.append((PLAIN_FORMAT[message["role"]].format(content=message["content"]), False))
         if message["role"] == "assistant":
             segments.append((message["content"] + tokenizer.eos_token, True))
@@ -317,8 +441,14 @@ def row_segments(row, fmt, tokenizer, adds_bos):
         return bos + [(row["text"] + tokenizer.eos_token, True)]
     messages = to_messages(row, fmt)
     if tokenizer.chat_template:
-        segments = chat_segments(messages, tokenizer)
+        segments = chat_segments(
+            messages, tokenizer, row_tools(row, "a row") if fmt in ("chat", "sharegpt") else None
+        )
     else:
+        if fmt in ("chat", "sharegpt") and row_tools(row, "a row"):
+            raise DataError(
+                f"the plain format cannot show the tool definitions of column {TOOLS_COLUMN!r}: choose a chat_template (qwen3)"
+            )
         segments = plain_segments(messages, tokenizer, adds_bos)
     if TRAIN_ON_PROMPT:
         return [(text, True) for text, _ in segments]
