@@ -677,7 +677,9 @@ def fit_embeddings(model, tokenizer):
     """Grow the embeddings for the tokens the vocabulary lacked; the model's special token ids follow the tokenizer."""
     grown = len(tokenizer) - model.get_input_embeddings().num_embeddings
     if grown > 0:
-        # the new rows start at the mean of the others
+        from transformers import set_seed
+
+        set_seed(SEED)  # the new rows are drawn around the mean of the others, reproducibly
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=None, mean_resizing=True)
         print(f"[tokens] {grown} new tokens: the embeddings grew to {len(tokenizer)} rows")
     for name in SPECIAL_TOKENS:
