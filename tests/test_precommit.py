@@ -27,6 +27,7 @@ SHIPPED = (
     "mccompile",
     "templates",
     "schemas",
+    "chat_templates",
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
