@@ -57,5 +57,6 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
         file=Path(path).name,
         sha256=hashlib.sha256(raw).hexdigest(),
         workflows=tuple(workflows),
+        root=str(Path(path).resolve().parent),
     )
     return config, diags

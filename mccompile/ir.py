@@ -138,6 +138,7 @@ class Config:
     file: str
     sha256: str
     workflows: tuple[Workflow, ...] = field(default_factory=tuple)
+    root: str = ""  # the config's folder, for the files it names (never written out)
 
 
 def identifier(name: str) -> str:

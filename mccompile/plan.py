@@ -29,6 +29,16 @@ def describe_job(job: ir.Job) -> str:
     return f"model-trainer, task {task}"
 
 
+def bundled(config: ir.Config, wf: ir.Workflow) -> list[tuple[str, str]]:
+    """Files copied into the bundle beside the program, with their sha256."""
+    import hashlib
+
+    from mccompile.generate import bundled_files
+
+    files = bundled_files(config, wf)
+    return [(n, hashlib.sha256(t.encode("utf-8")).hexdigest()) for n, t in sorted(files.items())]
+
+
 def render_plan(config: ir.Config) -> str:
     lines: list[str] = [f"config {config.file} (sha256 {config.sha256[:12]})"]
     for wf in config.workflows:
@@ -51,6 +61,8 @@ def render_plan(config: ir.Config) -> str:
                         lines.append(f"         distributed.{dk} = {dv!r}")
                     continue
                 lines.append(f"         {key.ljust(width)} = {show(value)}{origin}")
+        for name, digest in bundled(config, wf):
+            lines.append(f"  bundles {wf.id}/{name} (sha256 {digest[:12]})")
         if wf.result and not wf.trainer:
             lines.append(f"  saves the dataset of job '{wf.result}' with save_to_disk")
         lines.append(f"  options of {wf.program}:")

@@ -21,10 +21,10 @@ from types import ModuleType
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import classification, sft
+from mccompile.tasks import classification, grpo, sft
 
 DEFAULT = "sft"
-_MODULES: tuple[ModuleType, ...] = (sft, classification)
+_MODULES: tuple[ModuleType, ...] = (sft, classification, grpo)
 REGISTRY: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
 
 
