@@ -94,6 +94,9 @@ _TAKEN_MODULES = {
 }
 
 
+_NAMES = "A TRL reward: " + ", ".join(NAMED) + "."
+
+
 def _int_field(description: str, default: Any, minimum: int = 1) -> dict[str, Any]:
     return {
         "description": description,
@@ -126,11 +129,11 @@ FIELDS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {
                     "anyOf": [
-                        {"type": "string", "enum": list(NAMED)},
+                        {"type": "string", "description": _NAMES},
                         {
                             "type": "object",
                             "properties": {
-                                "name": {"enum": list(NAMED)},
+                                "name": {"type": "string", "description": _NAMES},
                                 "file": {"type": "string"},
                                 "function": {"type": "string"},
                             },
@@ -197,6 +200,8 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "use_vllm",
         "vllm_mode",
     ],
+    # no group_by_length: GRPO's sampler repeats each prompt num_generations times
+    "Speed": ["use_liger_kernel", "torch_compile", "dataloader_num_workers"],
 }
 
 
@@ -535,11 +540,11 @@ def _check_file_entry(
     where_function = (*at, "function")
     if function not in defined:
         functions = [n for n, node in defined.items() if node is not None]
+        listed = f" (its functions: {', '.join(functions)})" if functions else ""
         c.error(
             "reward-file",
             f"reward file '{file}' defines no function '{function}'"
-            f"{suggest(function, defined)}"
-            + (f" (its functions: {', '.join(functions)})" if functions else ""),
+            f"{suggest(function, defined) or listed}",
             where_function,
         )
         return
