@@ -148,6 +148,14 @@ def test_generation_batch_checked_at_run_time_only_when_unknown(tmp_path: Path) 
             "7:10: error: reward file './rewards.txt': a relative path to a .py file",
         ),
         (
+            "    reward_functions:\n      - {file: ./class.py, function: score}\n",
+            "7:10: error: reward file './class.py': a relative path to a .py file",
+        ),
+        (
+            "    reward_functions:\n      - {file: ./rewards.py, function: later}\n",
+            "7:30: error: reward function 'later' (rewards.py:5) is async",
+        ),
+        (
             "    reward_functions:\n      - {file: ./rewards.py}\n",
             "7:9: error: 'function' missing the reward entry",
         ),
@@ -191,7 +199,10 @@ def test_generation_batch_checked_at_run_time_only_when_unknown(tmp_path: Path) 
 def test_bad_reward_entries(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
 ) -> None:
-    rewards = "def score(completions, **kwargs):\n    return [0.0 for _ in completions]\n"
+    rewards = (
+        "def score(completions, **kwargs):\n    return [0.0 for _ in completions]\n\n\n"
+        "async def later(completions, **kwargs):\n    return [0.0 for _ in completions]\n"
+    )
     assert expected in _errors(tmp_path, body, capsys, rewards)
 
 

@@ -8,6 +8,7 @@ the file's syntax and the function's presence are checked from its AST, never im
 from __future__ import annotations
 
 import ast
+import keyword
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -490,7 +491,7 @@ def _check_file_entry(
     file, function = entry["file"], entry["function"]
     path = Path(file)
     where_file = (*at, "file")
-    if path.suffix != ".py" or not path.stem.isidentifier() or path.is_absolute():
+    if path.suffix != ".py" or not _plain_name(path.stem) or path.is_absolute():
         c.error(
             "reward-file",
             f"reward file '{file}': a relative path to a .py file whose name is a Python"
@@ -548,14 +549,31 @@ def _check_file_entry(
             where_function,
         )
         return
+    if not _plain_name(function):
+        c.error(
+            "reward-file", f"reward function '{function}': name an ASCII identifier", where_function
+        )
+        return
     node = defined[function]
-    if node is not None and node.args.kwarg is None:
+    if isinstance(node, ast.AsyncFunctionDef):
+        c.error(
+            "reward-file",
+            f"reward function '{function}' ({path.name}:{node.lineno}) is async; the program"
+            " calls its rewards one after the other: write a plain def",
+            where_function,
+        )
+    elif node is not None and node.args.kwarg is None:
         c.error(
             "reward-file",
             f"reward function '{function}' ({path.name}:{node.lineno}) must take **kwargs: TRL"
             " calls it with prompts, completions, completion_ids and every other column",
             where_function,
         )
+
+
+def _plain_name(name: str) -> bool:
+    """An ASCII identifier that is not a keyword: usable as written in an import."""
+    return name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
 
 
 def _top_level(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef | None]:
