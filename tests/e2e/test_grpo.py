@@ -242,3 +242,19 @@ def test_training_config_lets_no_trl_default_leak(tmp_path: Path, tiny_model: Pa
     assert (config.num_generations, config.max_completion_length, config.beta) == (2, 8, 0.0)
     assert (config.loss_type, config.scale_rewards, config.use_vllm) == ("dapo", "group", False)
     assert config.log_completions is False
+
+
+def test_generation_batch_checked_at_run_time(tmp_path: Path, tiny_model: Path) -> None:
+    """Under ddp the process count is known only at launch: the program checks the batch."""
+    program, output_dir = _program(
+        tmp_path,
+        tiny_model,
+        reward_functions=["think_format_reward"],
+        per_device_train_batch_size=2,
+        distributed={"strategy": "ddp"},
+    )
+    result = run(program, "--max-steps", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "the generation batch (2 completions) must hold whole groups of" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output_dir.exists()
