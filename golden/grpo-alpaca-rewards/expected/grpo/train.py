@@ -718,11 +718,12 @@ def main(argv=None):
 
     from trl import GRPOTrainer
 
+    config = training_config(args, eval_data is not None)  # checked before any weights are loaded
     stopper = StopOnSignal()
     trainer = GRPOTrainer(
         model=load_model(),
         reward_funcs=rewards,
-        args=training_config(args, eval_data is not None),
+        args=config,
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
