@@ -29,7 +29,8 @@ IMPORTS: tuple[str, ...] = ()
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 SCALE_REWARDS = ("group", "batch", "none")
-PINS = {"vllm": "vllm>=0.11", "math-verify": "math-verify>=0.5.2"}
+# TRL 1.16 supports vLLM 0.22 to 0.31 (its vllm extra), and math-verify from 0.5.2
+PINS = {"vllm": "vllm>=0.22,<=0.31", "math-verify": "math-verify>=0.5.2"}
 
 
 @dataclass(frozen=True)
