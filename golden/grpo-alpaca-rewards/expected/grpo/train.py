@@ -225,7 +225,7 @@ def check_data(dataset, name):
     clash = [c for c in columns if c in RESERVED_COLUMNS]
     if clash:
         raise DataError(
-            f"the {name} data has a column {clash[0]!r}: TRL passes an argument of that name to the reward functions; rename the column"
+            f"the {name} data has a column {clash[0]!r}: TRL keeps that name for an argument of its own to the reward functions; rename the column"
         )
     rows = first_rows(dataset, 1000)
     if not rows:
