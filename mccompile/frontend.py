@@ -58,5 +58,6 @@ def compile_config(path: str | Path, display: str | None = None) -> tuple[ir.Con
         sha256=hashlib.sha256(raw).hexdigest(),
         workflows=tuple(workflows),
         files=dict(sorted(checker.files.items())),
+        root=str(Path(path).resolve().parent),
     )
     return config, diags

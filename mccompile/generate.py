@@ -547,6 +547,9 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
             if name != "none":
                 names.append(name)
     p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
+    extra = getattr(tasks.of_job(job), "extra_requirements", None)
+    if extra is not None:  # a task's packages chosen by its settings (pinned by the task)
+        p.requirements += [req for req in extra(job) if req not in p.requirements]
 
 
 # the launch file of each cluster engine under distributed:, written when the config asks
@@ -697,4 +700,11 @@ def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
     for engine, name in LAUNCH_FILES.items():  # only those the config asks for
         if p.launch and engine in p.launch.launchers:
             files[name] = render_text(f"{name}.jinja", p=p)
+    files.update(bundled_files(config, wf))
     return files
+
+
+def bundled_files(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
+    """Files a task copies beside the program (GRPO's reward files), by name."""
+    bundle = getattr(tasks.of_job(wf.trainer), "bundle_files", None) if wf.trainer else None
+    return dict(bundle(wf.trainer, config.root)) if bundle is not None else {}

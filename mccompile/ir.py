@@ -140,6 +140,7 @@ class Config:
     workflows: tuple[Workflow, ...] = field(default_factory=tuple)
     # files the config names that the programs carry (chat templates): as written -> text
     files: dict[str, str] = field(default_factory=dict)
+    root: str = ""  # the config's folder, for the files it names (never written out)
 
 
 def identifier(name: str) -> str:

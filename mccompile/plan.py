@@ -56,6 +56,16 @@ def tokens_note(job: ir.Job) -> str | None:
     return note
 
 
+def bundled(config: ir.Config, wf: ir.Workflow) -> list[tuple[str, str]]:
+    """Files copied into the bundle beside the program, with their sha256."""
+    import hashlib
+
+    from mccompile.generate import bundled_files
+
+    files = bundled_files(config, wf)
+    return [(n, hashlib.sha256(t.encode("utf-8")).hexdigest()) for n, t in sorted(files.items())]
+
+
 def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) -> str:
     lines: list[str] = [f"config {config.file} (sha256 {config.sha256[:12]})"]
     for wf in config.workflows:
@@ -81,6 +91,8 @@ def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) ->
             note = tokens_note(job)
             if note:
                 lines.append(f"         {note}")
+        for name, digest in bundled(config, wf):
+            lines.append(f"  bundles {wf.id}/{name} (sha256 {digest[:12]})")
         if wf.result and not wf.trainer:
             lines.append(f"  saves the dataset of job '{wf.result}' with save_to_disk")
         lines.append(f"  options of {wf.program}:")

@@ -10,7 +10,9 @@ A task module holds everything about its task and nothing about the others:
 - ``SETTING_GROUPS``: the order of its keys in the program's settings block;
 - ``data_format(job)`` and ``hidden(fmt)``: the data layout and the keys it never reads;
 - ``check(checker, job, where)``: its semantic checks;
-- ``program_model(job, values, ref)``: the frozen dataclass its template reads as ``p.task``.
+- ``program_model(job, values, ref)``: the frozen dataclass its template reads as ``p.task``;
+- optionally ``extra_requirements(job)`` (pinned packages its settings choose) and
+  ``bundle_files(job, root)`` (files copied beside the program, e.g. GRPO's reward files).
 
 Adding a task is adding a module and a line in ``_MODULES``; see CONTRIBUTING.md.
 """
@@ -21,10 +23,10 @@ from types import ModuleType
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import classification, sft
+from mccompile.tasks import classification, grpo, sft
 
 DEFAULT = "sft"
-_MODULES: tuple[ModuleType, ...] = (sft, classification)
+_MODULES: tuple[ModuleType, ...] = (sft, classification, grpo)
 REGISTRY: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
 
 
