@@ -107,7 +107,8 @@ REASONS = {
     "dataset_prepared_path": "mccompile prepares the data in the program (prepare.py caches it)",
     "pad_to_sequence_len": "padding every batch to sequence_len changes memory, not what is"
     " trained; mccompile pads to the longest example",
-    "eval_sample_packing": "evaluation follows packing",
+    "eval_sample_packing": "the eval data is packed exactly when the training data is"
+    " (TRL's eval_packing follows packing)",
     "model_type": "the model loads with AutoModelForCausalLM, which reads its class from the"
     " model's config",
     "tokenizer_type": "the tokenizer loads with AutoTokenizer",
@@ -117,7 +118,7 @@ REASONS = {
     "gradient_checkpointing_kwargs": "gradient checkpointing is non-reentrant in the generated"
     " program",
     "plugins": "no Axolotl plugins; use_liger_kernel is the Liger kernels",
-    "liger_rope": "use_liger_kernel applies all of Liger's kernels",
+    "liger_rope": "use_liger_kernel applies all of Liger's kernels (set from plugins)",
     "liger_rms_norm": "use_liger_kernel applies all of Liger's kernels",
     "liger_glu_activation": "use_liger_kernel applies all of Liger's kernels",
     "liger_fused_linear_cross_entropy": "use_liger_kernel applies all of Liger's kernels",
@@ -426,6 +427,10 @@ def _training(peer: Peer, trainer: Block) -> None:
         )
     elif packing:
         peer.drop("sample_packing", "preference pairs are not packed", trainer)
+    if peer.data.get("eval_sample_packing") is not None and bool(
+        peer.data["eval_sample_packing"]
+    ) == bool(packing):
+        peer.used.add("eval_sample_packing")
     val = peer.take("val_set_size", (float,))
     if val:
         trainer.set("validation_split", val, peer.src("val_set_size"))

@@ -202,10 +202,10 @@ def import_config(peer: Peer) -> Output:
     _data(peer, trainer, stage)
     _method(peer, trainer)
     _training(peer, trainer)
+    ops = _workflow(peer, out, loaders)
     unset = peer.rest(REASONS, trainer)
     if unset:
         trainer.notes.append("unset in the LLaMA-Factory file (null): " + ", ".join(unset))
-    ops = _workflow(peer, out, loaders)
     out.components += [*loaders, *ops, trainer]
     return out
 
