@@ -144,7 +144,8 @@ def import_config(peer: Peer) -> Output:
         "differ from mccompile's are written out; keys without a counterpart are listed as",
         "'not imported'.",
     ]
-    loaders, fmt = _datasets(peer, out)
+    loaders, fmt = _datasets(peer)
+    evals, _ = _datasets(peer, "test_datasets", "eval-data")
     trainer.set("id", "trainer")
     trainer.set("type", "model-trainer")
     _task(peer, trainer)
@@ -153,6 +154,8 @@ def import_config(peer: Peer) -> Output:
         peer.invalid(("base_model",), "'base_model' is required")
     trainer.set("model", model or "", peer.src("base_model"))
     trainer.set("dataset", "${input.dataset}")
+    if evals:
+        trainer.set("eval_dataset", "${input.eval_dataset}", peer.src("test_datasets"))
     for key, value, comment in fmt:
         trainer.set(key, value, comment)
     _training(peer, trainer)
@@ -169,30 +172,32 @@ def import_config(peer: Peer) -> Output:
     unset = peer.rest(REASONS, trainer)
     if unset:
         trainer.notes.append("unset in the Axolotl file (null): " + ", ".join(unset))
-    out.components += [*loaders, trainer]
-    _workflow(peer, out, loaders)
+    out.components += [*loaders, *evals, trainer]
+    _workflow(peer, out, loaders, evals)
     return out
 
 
-def _datasets(peer: Peer, out: Output) -> tuple[list[Block], list[tuple[str, Any, str]]]:
-    items = peer.take("datasets", (list,))
+def _datasets(
+    peer: Peer, key: str = "datasets", prefix: str = "data"
+) -> tuple[list[Block], list[tuple[str, Any, str]]]:
+    items = peer.take(key, (list,))
     if not items:
-        if not peer.diags.has_error_at(("datasets",)):
-            peer.invalid(("datasets",), "'datasets' is required (a list of datasets)")
+        if key == "datasets" and not peer.diags.has_error_at((key,)):
+            peer.invalid((key,), "'datasets' is required (a list of datasets)")
         return [], []
     blocks: list[Block] = []
     fmt: list[tuple[str, Any, str]] = []
     chat = peer.data.get("chat_template")
     for i, item in enumerate(items):
-        at = ("datasets", i)
+        at = (key, i)
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             peer.invalid(at, "each dataset needs 'path' (a hub id or a local file)")
             continue
         block = Block()
-        block.set("id", f"data-{i + 1}" if len(items) > 1 else "data")
+        block.set("id", f"{prefix}-{i + 1}" if len(items) > 1 else prefix)
         block.set("type", "datasets")
         path = item["path"]
-        src = f"Axolotl: datasets[{i}].path (line {peer.line(*at, 'path')})"
+        src = f"Axolotl: {key}[{i}].path (line {peer.line(*at, 'path')})"
         ds_type = item.get("ds_type")
         loader = local_loader(path) or (
             ds_type if ds_type in ("json", "csv", "parquet", "text") else None
@@ -210,22 +215,22 @@ def _datasets(peer: Peer, out: Output) -> tuple[list[Block], list[tuple[str, Any
             block.set("provider", "huggingface", src)
             block.set("path", path, src)
             if isinstance(item.get("data_files"), (str, list)):
-                block.set("data_files", item["data_files"], f"Axolotl: datasets[{i}].data_files")
-        for key, ours in (("name", "name"), ("split", "split"), ("revision", "revision")):
-            if item.get(key) is not None:
+                block.set("data_files", item["data_files"], f"Axolotl: {key}[{i}].data_files")
+        for name in ("name", "split", "revision"):
+            if item.get(name) is not None:
                 block.set(
-                    ours, item[key], f"Axolotl: datasets[{i}].{key} (line {peer.line(*at, key)})"
+                    name, item[name], f"Axolotl: {key}[{i}].{name} (line {peer.line(*at, name)})"
                 )
         if not block.has("split"):
             block.set("split", "train", "Axolotl's default split")
         kind = item.get("type")
-        ds_fmt = _format(peer, i, item, kind, chat)
+        ds_fmt = _format(peer, key, i, item, kind, chat)
         if i == 0:
             fmt = ds_fmt
         elif [f[:2] for f in ds_fmt] != [f[:2] for f in fmt]:
             peer.diags.warning(
                 "import-approximate",
-                f"datasets[{i}] has another format than datasets[0]; one trainer takes one"
+                f"{key}[{i}] has another format than {key}[0]; one trainer takes one"
                 " format, the first dataset's is used",
                 at,
                 peer.doc.kpos(at),
@@ -249,25 +254,25 @@ def _datasets(peer: Peer, out: Output) -> tuple[list[Block], list[tuple[str, Any
             "field",
             "chat_template",
         }
-        for key, value in item.items():
-            if key not in known and value is not None:
-                peer.drop((*at, key), "mccompile has no counterpart", block)
+        for name, value in item.items():
+            if name not in known and value is not None:
+                peer.drop((*at, name), "mccompile has no counterpart", block)
         blocks.append(block)
     return blocks, fmt
 
 
 def _format(
-    peer: Peer, i: int, item: dict[str, Any], kind: Any, chat: Any
+    peer: Peer, key: str, i: int, item: dict[str, Any], kind: Any, chat: Any
 ) -> list[tuple[str, Any, str]]:
-    at = ("datasets", i)
-    src = f"Axolotl: datasets[{i}].type (line {peer.line(*at, 'type')})"
+    at = (key, i)
+    src = f"Axolotl: {key}[{i}].type (line {peer.line(*at, 'type')})"
     if kind is None:
         peer.invalid(at, "each dataset needs 'type' (alpaca, chat_template, completion, ...)")
         return []
     if isinstance(kind, dict):
         peer.unsupported(
-            "datasets",
-            f"datasets[{i}].type: a custom prompt format"
+            key,
+            f"{key}[{i}].type: a custom prompt format"
             " (a mapping) has no counterpart; write its template as chat_template",
         )
         return []
@@ -285,8 +290,8 @@ def _format(
     base = kind.split(".")[0]
     if base != "chat_template":
         peer.unsupported(
-            "datasets",
-            f"datasets[{i}].type '{kind}' has no counterpart"
+            key,
+            f"{key}[{i}].type '{kind}' has no counterpart"
             " (alpaca, completion, sharegpt and chat_template are imported)",
         )
         return []
@@ -295,15 +300,13 @@ def _format(
     messages = item.get("field_messages") or ("messages" if not rl else None)
     if rl and item.get("field_chosen"):
         if messages:
-            fields.append(("prompt_column", messages, f"Axolotl: datasets[{i}].field_messages"))
-        fields.append(
-            ("chosen_column", item["field_chosen"], f"Axolotl: datasets[{i}].field_chosen")
-        )
+            fields.append(("prompt_column", messages, f"Axolotl: {key}[{i}].field_messages"))
+        fields.append(("chosen_column", item["field_chosen"], f"Axolotl: {key}[{i}].field_chosen"))
         fields.append(
             (
                 "rejected_column",
                 item.get("field_rejected") or "rejected",
-                f"Axolotl: datasets[{i}].field_rejected",
+                f"Axolotl: {key}[{i}].field_rejected",
             )
         )
     elif messages:
@@ -311,7 +314,7 @@ def _format(
             (
                 "messages_column",
                 messages,
-                f"Axolotl: datasets[{i}].field_messages"
+                f"Axolotl: {key}[{i}].field_messages"
                 + (
                     f" (line {peer.line(*at, 'field_messages')})"
                     if "field_messages" in item
@@ -330,7 +333,7 @@ def _format(
             (
                 "message_fields",
                 {"role": role, "content": content},
-                f"Axolotl: datasets[{i}].message_property_mappings",
+                f"Axolotl: {key}[{i}].message_property_mappings",
             )
         )
     roles = item.get("roles")
@@ -338,7 +341,7 @@ def _format(
         same = all(v == [k] for k, v in roles.items())
         if not same:
             fields.append(
-                ("roles", roles, f"Axolotl: datasets[{i}].roles (line {peer.line(*at, 'roles')})")
+                ("roles", roles, f"Axolotl: {key}[{i}].roles (line {peer.line(*at, 'roles')})")
             )
     ds_chat = item.get("chat_template")
     if ds_chat is not None:
@@ -346,7 +349,7 @@ def _format(
             (
                 "chat_template",
                 _chat_name(peer, (*at, "chat_template"), ds_chat),
-                f"Axolotl: datasets[{i}].chat_template",
+                f"Axolotl: {key}[{i}].chat_template",
             )
         )
     return fields
@@ -515,15 +518,28 @@ def _training(peer: Peer, trainer: Block) -> None:
         )
     if peer.has("wandb_name") and not peer.has("run_name"):
         trainer.set("run_name", peer.take("wandb_name", (str,)), peer.src("wandb_name"))
-    if not peer.has("saves_per_epoch") and not peer.has("save_steps"):
+    # Axolotl's trainer builder (src/axolotl/core/builders/base.py) fills these in
+    saves = peer.take("save_strategy", (str,))
+    if saves is not None:
+        trainer.set("save_strategy", saves, peer.src("save_strategy"))
+    elif not peer.has("saves_per_epoch") and not peer.has("save_steps"):
         trainer.set("save_strategy", "epoch", "Axolotl's default: a checkpoint each epoch")
-    if (
-        peer.has("val_set_size")
-        and not peer.has("evals_per_epoch")
-        and not peer.has("eval_steps")
-        and val
-    ):
-        trainer.set("eval_strategy", "epoch", "Axolotl's default: evaluate each epoch")
+    if not peer.has("save_total_limit"):
+        trainer.set("save_total_limit", 4, "Axolotl's default save_total_limit")
+    evals = peer.take("eval_strategy", (str,))
+    if evals is not None:
+        trainer.set("eval_strategy", evals, peer.src("eval_strategy"))
+    elif val and not peer.has("evals_per_epoch") and not peer.has("eval_steps"):
+        trainer.set(
+            "eval_strategy", "no", "Axolotl: no evaluation without eval_steps or evals_per_epoch"
+        )
+    if not peer.has("warmup_steps") and not peer.has("warmup_ratio"):
+        trainer.set("warmup_ratio", 0.03, "Axolotl's default: 3% of the steps (at most 100)")
+    if not peer.has("logging_steps"):
+        trainer.set("logging_steps", 10, "Axolotl's default: 0.5% of the steps, between 1 and 10")
+    if peer.has("hub_model_id") and not peer.has("push_to_hub"):
+        trainer.set("push_to_hub", True, peer.src("hub_model_id") + ": Axolotl pushes then")
+        trainer.set("hub_private_repo", True, "Axolotl creates the Hub repository private")
 
 
 def _adapter(peer: Peer, trainer: Block) -> None:
@@ -734,34 +750,39 @@ def _tokens(peer: Peer, trainer: Block) -> None:
         peer.drop("chat_template", "the datasets' type sets the prompt format", trainer)
 
 
-def _workflow(peer: Peer, out: Output, loaders: list[Block]) -> None:
+def _workflow(peer: Peer, out: Output, loaders: list[Block], evals: list[Block]) -> None:
     out.workflow = {"id": "train", "title": f"Imported from {peer.path.name}"}
     jobs: list[Block] = []
-    for block in loaders:
-        job = Block()
-        job.set("id", f"load-{block.get('id')}")
-        job.set("component", block.get("id"))
-        jobs.append(job)
-    source = jobs[0].get("id") if jobs else None
-    if len(jobs) > 1:
-        if not any(c.get("id") == "ops" for c in out.components):
-            ops = Block()
-            ops.set("id", "ops")
-            ops.set("type", "datasets")
-            out.components.insert(len(loaders), ops)
-        mix = Block()
-        mix.set("id", "mix")
-        mix.set("component", "ops")
-        mix.set("method", "concat", "Axolotl merges its datasets (and shuffles them)")
-        mix.nested("input").children = [
-            _child("datasets", [f"${{jobs.{j.get('id')}.output}}" for j in jobs], "")
-        ]
-        jobs.append(mix)
-        source = "mix"
+    inputs: list[Entry] = []
+    for group, name, mix_id in ((loaders, "dataset", "mix"), (evals, "eval_dataset", "mix-eval")):
+        ids = []
+        for block in group:
+            job = Block()
+            job.set("id", f"load-{block.get('id')}")
+            job.set("component", block.get("id"))
+            jobs.append(job)
+            ids.append(job.get("id"))
+        if len(ids) > 1:
+            if not any(c.get("id") == "ops" for c in out.components):
+                ops = Block()
+                ops.set("id", "ops")
+                ops.set("type", "datasets")
+                out.components.insert(len(loaders) + len(evals), ops)
+            mix = Block()
+            mix.set("id", mix_id)
+            mix.set("component", "ops")
+            mix.set("method", "concat", "Axolotl merges its datasets (and shuffles them)")
+            mix.nested("input").children = [
+                _child("datasets", [f"${{jobs.{i}.output}}" for i in ids], "")
+            ]
+            jobs.append(mix)
+            ids = [mix_id]
+        if ids:
+            inputs.append(_child(name, f"${{jobs.{ids[0]}.output}}", ""))
     train = Block()
     train.set("id", "train")
     train.set("component", "trainer")
-    if source:
-        train.nested("input").children = [_child("dataset", f"${{jobs.{source}.output}}", "")]
+    if inputs:
+        train.nested("input").children = inputs
     jobs.append(train)
     out.jobs = jobs

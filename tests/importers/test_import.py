@@ -468,3 +468,77 @@ def test_import_help_names_both_peers(capsys: pytest.CaptureFixture[str]) -> Non
         main(["import", "--help"])
     out = capsys.readouterr().out
     assert "axolotl" in out and "llama-factory" in out and "not imported" in out
+
+
+AXOLOTL_LOCAL = """\
+base_model: ./tiny-model
+datasets:
+  - path: ./data/part1.jsonl
+    type: completion
+  - path: ./data/part2.parquet
+    type: completion
+test_datasets:
+  - path: ./data/eval.jsonl
+    type: completion
+adapter: lora
+lora_target_linear: true
+micro_batch_size: 2
+num_epochs: 1.5
+learning_rate: 1e-4
+lr_scheduler: cosine
+cosine_min_lr_ratio: 0.1
+sdp_attention: true
+hub_model_id: me/tiny-lora
+wandb_project: tiny
+"""
+
+
+def test_axolotl_local_files_several_datasets_and_test_datasets_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    peer = _peer(tmp_path, "local.yml", AXOLOTL_LOCAL)
+    out = tmp_path / "config.yaml"
+    found = _json_run(["import", "axolotl", str(peer), "-o", str(out), "--format", "json"])
+    assert [(d["line"], d["code"]) for d in found] == [
+        (13, "import-approximate"),  # num_epochs 1.5: rounded up
+        (19, "import-dropped"),  # wandb_project: the project name goes in WANDB_PROJECT
+    ]
+    data = load(out, Diagnostics("x")).data  # type: ignore[union-attr]
+    loaders = {c["id"]: c for c in data["components"] if c.get("provider")}
+    assert loaders["data-1"] == {
+        "id": "data-1",
+        "type": "datasets",
+        "provider": "local",
+        "loader": "json",
+        "data_files": "./data/part1.jsonl",
+        "split": "train",
+    }
+    assert loaders["data-2"]["loader"] == "parquet"
+    assert loaders["eval-data"]["data_files"] == "./data/eval.jsonl"
+    trainer = data["components"][-1]
+    assert trainer["eval_dataset"] == "${input.eval_dataset}"
+    assert trainer["text_column"] == "text"
+    assert trainer["num_epochs"] == 2
+    assert trainer["lr_scheduler_type"] == "cosine_with_min_lr"
+    assert trainer["lr_scheduler_kwargs"] == {"min_lr_rate": 0.1}
+    assert trainer["push_to_hub"] is True and trainer["hub_private_repo"] is True
+    assert trainer["report_to"] == "wandb"
+    assert trainer["save_total_limit"] == 4 and trainer["warmup_ratio"] == 0.03
+    jobs = {j["id"]: j for j in data["workflows"][0]["jobs"]}
+    assert jobs["mix"]["method"] == "concat"
+    assert jobs["train"]["input"] == {
+        "dataset": "${jobs.mix.output}",
+        "eval_dataset": "${jobs.load-eval-data.output}",
+    }
+    _validate_and_build(out, tmp_path / "out")
+    plan = _plan(out, capsys)
+    _assert_plan(
+        plan,
+        attn_implementation="'sdpa'",
+        lora_target_modules="'all-linear'",
+        lora_dropout="0.0",
+        per_device_train_batch_size="2",
+        save_strategy="'epoch'",
+        optimizer="'adamw_torch_fused'",
+        hub_model_id="'me/tiny-lora'",
+    )
