@@ -170,6 +170,7 @@ def import_config(peer: Peer) -> Output:
         if len(plugins) == 1:
             peer.used.add("plugins")
     unset = peer.rest(REASONS, trainer)
+    trainer.notes += peer.not_imported
     if unset:
         trainer.notes.append("unset in the Axolotl file (null): " + ", ".join(unset))
     out.components += [*loaders, *evals, trainer]
@@ -230,7 +231,7 @@ def _datasets(
         elif [f[:2] for f in ds_fmt] != [f[:2] for f in fmt]:
             peer.diags.warning(
                 "import-approximate",
-                f"{key}[{i}] has another format than {key}[0]; one trainer takes one"
+                f"Axolotl key '{key}[{i}]' has another format than {key}[0]; one trainer takes one"
                 " format, the first dataset's is used",
                 at,
                 peer.doc.kpos(at),
@@ -365,7 +366,8 @@ def _chat_name(peer: Peer, path: tuple[str | int, ...], value: Any) -> str:
             return jinja
     peer.diags.warning(
         "import-approximate",
-        f"chat_template '{short(value)}' is not one of mccompile's built-ins; the tokenizer's"
+        f"Axolotl key '{'.'.join(map(str, path))}': chat_template '{short(value)}' is not one"
+        " of mccompile's built-ins; the tokenizer's"
         " own template is used",
         path,
         peer.doc.pos(path),

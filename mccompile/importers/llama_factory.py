@@ -192,21 +192,25 @@ def import_config(peer: Peer) -> Output:
         peer.used.add("do_train")
         trainer.notes.append(f"do_train: true (line {peer.line('do_train')}): the workflow trains")
     loaders, fmt = _datasets(peer, stage)
+    evals, _ = _datasets(peer, stage, "eval_dataset", "eval-")
     model = peer.take("model_name_or_path", (str,))
     if model is None and "model_name_or_path" not in peer.invalid_keys():
         peer.invalid(("model_name_or_path",), "'model_name_or_path' is required")
     trainer.set("model", model or "", peer.src("model_name_or_path"))
     trainer.set("dataset", "${input.dataset}")
+    if evals:
+        trainer.set("eval_dataset", "${input.eval_dataset}", peer.src("eval_dataset"))
     for key, value, comment in fmt:
         trainer.set(key, value, comment)
     _data(peer, trainer, stage)
     _method(peer, trainer)
     _training(peer, trainer)
-    ops = _workflow(peer, out, loaders)
+    ops = _workflow(peer, out, loaders, evals)
     unset = peer.rest(REASONS, trainer)
+    trainer.notes += peer.not_imported
     if unset:
         trainer.notes.append("unset in the LLaMA-Factory file (null): " + ", ".join(unset))
-    out.components += [*loaders, *ops, trainer]
+    out.components += [*loaders, *evals, *ops, trainer]
     return out
 
 
@@ -277,11 +281,13 @@ def _info(peer: Peer) -> dict[str, Any]:
     return DATASET_INFO
 
 
-def _datasets(peer: Peer, stage: str) -> tuple[list[Block], list[tuple[str, Any, str]]]:
-    raw = peer.take("dataset", (str, list))
+def _datasets(
+    peer: Peer, stage: str, key: str = "dataset", prefix: str = ""
+) -> tuple[list[Block], list[tuple[str, Any, str]]]:
+    raw = peer.take(key, (str, list))
     if raw is None:
-        if "dataset" not in peer.invalid_keys():
-            peer.invalid(("dataset",), "'dataset' is required (names from dataset_info.json)")
+        if key == "dataset" and key not in peer.invalid_keys():
+            peer.invalid((key,), "'dataset' is required (names from dataset_info.json)")
         return [], []
     names = [n.strip() for n in raw.split(",")] if isinstance(raw, str) else [str(n) for n in raw]
     folder = peer.data.get("dataset_dir") or "data"
@@ -289,7 +295,7 @@ def _datasets(peer: Peer, stage: str) -> tuple[list[Block], list[tuple[str, Any,
     max_samples = peer.take("max_samples", (int,))
     blocks: list[Block] = []
     formats: list[list[tuple[str, Any, str]]] = []
-    src = peer.src("dataset")
+    src = peer.src(key)
     for i, name in enumerate(names):
         entry = info.get(name)
         if entry is None:
@@ -297,12 +303,13 @@ def _datasets(peer: Peer, stage: str) -> tuple[list[Block], list[tuple[str, Any,
                 "import-unknown-dataset",
                 f"dataset '{name}' is not in dataset_info.json (put the file's dataset_info.json"
                 f" in {folder}/ beside the config)",
-                ("dataset",),
-                peer.doc.pos(("dataset",)),
+                (key,),
+                peer.doc.pos((key,)),
             )
             continue
         block = Block()
-        block.set("id", name.replace(".", "-") if name[0].isalpha() else f"data-{i + 1}")
+        ident = name.replace(".", "-") if name[:1].isalpha() else f"data-{i + 1}"
+        block.set("id", prefix + ident)
         block.set("type", "datasets")
         dsrc = f"{src}: '{name}' in dataset_info.json"
         if "file_name" in entry:
@@ -317,7 +324,7 @@ def _datasets(peer: Peer, stage: str) -> tuple[list[Block], list[tuple[str, Any,
             if entry.get("subset"):
                 block.set("name", entry["subset"], "dataset_info.json: subset")
         else:
-            peer.unsupported("dataset", f"dataset '{name}' is not a file or a Hub dataset")
+            peer.unsupported(key, f"dataset '{name}' is not a file or a Hub dataset")
             continue
         split = entry.get("split", "train")
         if max_samples:
@@ -334,10 +341,11 @@ def _datasets(peer: Peer, stage: str) -> tuple[list[Block], list[tuple[str, Any,
         if [f[:2] for f in fmt] != [f[:2] for f in first]:
             peer.diags.warning(
                 "import-approximate",
-                f"dataset '{names[i]}' has another format than '{names[0]}'; one trainer takes"
+                f"LLaMA-Factory key '{key}': '{names[i]}' has another format than '{names[0]}';"
+                " one trainer takes"
                 " one format, the first dataset's is used",
-                ("dataset",),
-                peer.doc.pos(("dataset",)),
+                (key,),
+                peer.doc.pos((key,)),
             )
     return blocks, first
 
@@ -346,7 +354,8 @@ def _format(entry: dict[str, Any], stage: str, name: str) -> list[tuple[str, Any
     cols = entry.get("columns") or {}
     src = f"dataset_info.json '{name}'"
     if stage == "pt":
-        return [("text_column", cols.get("prompt", "text"), f"{src}: the text column")]
+        # pretraining takes the prompt column's text (Alpaca: the instruction)
+        return [("text_column", cols.get("prompt", "instruction"), f"{src}: the text column")]
     if entry.get("formatting") == "sharegpt":
         tags = entry.get("tags") or {}
         messages = cols.get("messages", "conversations")
@@ -424,15 +433,27 @@ def _data(peer: Peer, trainer: Block, stage: str) -> None:
     )
     task = trainer.get("task")
     packing = peer.take("packing", (bool,))
+    neat = peer.take("neat_packing", (bool,))
+    if neat:
+        packing = True
+        peer.approximate(
+            "neat_packing",
+            "imported as packing: position ids mark each example, which keeps them apart with"
+            " a varlen attention kernel (flash_attention_2) only",
+        )
     if task == "sft":
         trainer.set(
             "packing",
             packing if packing is not None else stage == "pt",
-            peer.src("packing")
+            peer.src("neat_packing") + ": packed, position ids per example"
+            if neat
+            else peer.src("packing")
             if packing is not None
             else "LLaMA-Factory packs by default only for stage pt",
         )
         on_prompt = peer.take("train_on_prompt", (bool,))
+        if on_prompt and peer.data.get("mask_history") is True:
+            peer.invalid("mask_history", "'mask_history' is incompatible with 'train_on_prompt'")
         if stage != "pt":
             trainer.set(
                 "train_on_prompt",
@@ -443,7 +464,9 @@ def _data(peer: Peer, trainer: Block, stage: str) -> None:
             )
     elif packing:
         peer.drop("packing", "preference pairs are not packed", trainer)
-    val = peer.take("val_size", (float,))
+    val = peer.take("val_size", (int, float))
+    if val and peer.has("eval_dataset"):
+        peer.invalid("val_size", "cannot specify 'val_size' with 'eval_dataset'")
     if val:
         trainer.set("validation_split", val, peer.src("val_size"))
 
@@ -653,63 +676,84 @@ def _training(peer: Peer, trainer: Block) -> None:
             )
 
 
-def _workflow(peer: Peer, out: Output, loaders: list[Block]) -> list[Block]:
-    out.workflow = {"id": "train", "title": f"Imported from {peer.path.name}"}
-    jobs: list[Block] = []
-    for block in loaders:
-        job = Block()
-        job.set("id", f"load-{block.get('id')}")
-        job.set("component", block.get("id"))
-        jobs.append(job)
-    ops: list[Block] = []
-    strategy = peer.take("mix_strategy", (str,)) or "concat"
+def _probabilities(peer: Peer, count: int) -> list[float] | None:
     probs = peer.take("interleave_probs", (str, list))
-    source = jobs[0].get("id") if jobs else None
+    if probs is None:
+        return None
+    parts = probs.split(",") if isinstance(probs, str) else probs
+    try:
+        values = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        peer.invalid("interleave_probs", "'interleave_probs' must be numbers separated by commas")
+        return None
+    if count and len(values) != count:
+        peer.invalid(
+            "interleave_probs",
+            f"{len(values)} interleave_probs for {count} datasets: the lengths must be identical",
+        )
+        return None
+    return values
+
+
+def _workflow(peer: Peer, out: Output, loaders: list[Block], evals: list[Block]) -> list[Block]:
+    out.workflow = {"id": "train", "title": f"Imported from {peer.path.name}"}
+    strategy = peer.take("mix_strategy", (str,)) or "concat"
     if strategy not in ("concat", "interleave_under", "interleave_over"):
         peer.invalid("mix_strategy", f"unknown mix_strategy '{strategy}'")
-    if len(jobs) > 1:
-        block = Block()
-        block.set("id", "ops")
-        block.set("type", "datasets")
-        ops.append(block)
-        mix = Block()
-        mix.set("id", "mix")
-        mix.set("component", "ops")
-        inputs = [Entry("datasets", [f"${{jobs.{j.get('id')}.output}}" for j in jobs], "")]
-        if strategy == "concat":
-            mix.set(
-                "method",
-                "concat",
-                peer.src("mix_strategy")
-                if peer.has("mix_strategy")
-                else "LLaMA-Factory's default mix_strategy: concat",
-            )
-        else:
-            mix.set("method", "interleave", peer.src("mix_strategy"))
-            if probs is not None:
-                values = (
-                    [float(p) for p in probs.split(",")]
-                    if isinstance(probs, str)
-                    else [float(p) for p in probs]
+        strategy = "concat"
+    if strategy == "concat" and peer.has("interleave_probs"):
+        peer.invalid("interleave_probs", "'interleave_probs' is only valid for interleaved mixing")
+    probs = _probabilities(peer, len(loaders)) if strategy != "concat" else None
+    jobs: list[Block] = []
+    ops: list[Block] = []
+    inputs: list[Entry] = []
+    for group, name, mix_id in ((loaders, "dataset", "mix"), (evals, "eval_dataset", "mix-eval")):
+        ids = []
+        for block in group:
+            job = Block()
+            job.set("id", f"load-{block.get('id')}")
+            job.set("component", block.get("id"))
+            jobs.append(job)
+            ids.append(job.get("id"))
+        if len(ids) > 1:
+            if not ops:
+                block = Block()
+                block.set("id", "ops")
+                block.set("type", "datasets")
+                ops.append(block)
+            mix = Block()
+            mix.set("id", mix_id)
+            mix.set("component", "ops")
+            mixed = [Entry("datasets", [f"${{jobs.{i}.output}}" for i in ids], "")]
+            if strategy == "concat":
+                mix.set(
+                    "method",
+                    "concat",
+                    peer.src("mix_strategy")
+                    if peer.has("mix_strategy")
+                    else "LLaMA-Factory's default mix_strategy: concat",
                 )
-                inputs.append(Entry("probabilities", values, peer.src("interleave_probs")))
-            inputs.append(
-                Entry(
-                    "stopping_strategy",
-                    "first_exhausted" if strategy == "interleave_under" else "all_exhausted",
-                    peer.src("mix_strategy"),
+            else:
+                mix.set("method", "interleave", peer.src("mix_strategy"))
+                if probs is not None and len(probs) == len(ids):
+                    mixed.append(Entry("probabilities", probs, peer.src("interleave_probs")))
+                mixed.append(
+                    Entry(
+                        "stopping_strategy",
+                        "first_exhausted" if strategy == "interleave_under" else "all_exhausted",
+                        peer.src("mix_strategy"),
+                    )
                 )
-            )
-        mix.nested("input").children = inputs
-        jobs.append(mix)
-        source = "mix"
-    elif probs is not None:
-        peer.drop("interleave_probs", "one dataset: nothing to mix", None)
+            mix.nested("input").children = mixed
+            jobs.append(mix)
+            ids = [mix_id]
+        if ids:
+            inputs.append(Entry(name, f"${{jobs.{ids[0]}.output}}", ""))
     train = Block()
     train.set("id", "train")
     train.set("component", "trainer")
-    if source:
-        train.nested("input").children = [Entry("dataset", f"${{jobs.{source}.output}}", "")]
+    if inputs:
+        train.nested("input").children = inputs
     jobs.append(train)
     out.jobs = jobs
     return ops

@@ -542,3 +542,64 @@ def test_axolotl_local_files_several_datasets_and_test_datasets_build(
         optimizer="'adamw_torch_fused'",
         hub_model_id="'me/tiny-lora'",
     )
+
+
+def test_llama_factory_eval_dataset_pretraining_and_hub_names(tmp_path: Path) -> None:
+    text = (
+        "model_name_or_path: ./tiny\nstage: pt\nfinetuning_type: full\n"
+        "dataset: c4_demo,alpaca_en\neval_dataset: wiki_demo\ntemplate: llama3\n"
+        "neat_packing: true\n"
+    )
+    peer = _peer(tmp_path, "pt.yaml", text)
+    out = tmp_path / "config.yaml"
+    found = _json_run(["import", "llama-factory", str(peer), "-o", str(out), "--format", "json"])
+    assert [(d["line"], d["code"], _key(d["message"])) for d in found] == [
+        (4, "import-approximate", "dataset"),  # alpaca_en is not plain text like c4_demo
+        (6, "import-dropped", "template"),  # pretraining trains whole texts
+        (7, "import-approximate", "neat_packing"),
+    ]
+    data = load(out, Diagnostics("x")).data  # type: ignore[union-attr]
+    comps = {c["id"]: c for c in data["components"]}
+    assert comps["c4_demo"]["data_files"] == "./data/c4_demo.jsonl"
+    assert comps["alpaca_en"] == {
+        "id": "alpaca_en",
+        "type": "datasets",
+        "provider": "huggingface",
+        "path": "llamafactory/alpaca_en",
+        "split": "train",
+    }
+    assert comps["eval-wiki_demo"]["loader"] == "text"
+    trainer = comps["trainer"]
+    assert trainer["text_column"] == "text" and trainer["packing"] is True
+    assert trainer["peft_adapter"] is None
+    jobs = {j["id"]: j for j in data["workflows"][0]["jobs"]}
+    assert jobs["train"]["input"] == {
+        "dataset": "${jobs.mix.output}",
+        "eval_dataset": "${jobs.load-eval-wiki_demo.output}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "words"),
+    [
+        ("interleave_probs: 0.5,0.5\n", 6, "only valid for interleaved mixing"),
+        (
+            "mix_strategy: interleave_over\ninterleave_probs: 0.5,0.3,0.2\n",
+            7,
+            "3 interleave_probs for 2 datasets",
+        ),
+        (
+            "mix_strategy: interleave_over\ninterleave_probs: 0.5,x\n",
+            7,
+            "must be numbers separated by commas",
+        ),
+        ("train_on_prompt: true\nmask_history: true\n", 7, "incompatible with 'train_on_prompt'"),
+    ],
+)
+def test_llama_factory_mixing_and_masking_mistakes_it_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, line: int, words: str
+) -> None:
+    path = _peer(tmp_path, "peer.yaml", LF_BASE + extra)
+    assert main(["import", "llama-factory", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"peer.yaml:{line}:" in err and words in err and "Traceback" not in err, err
