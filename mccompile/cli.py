@@ -231,6 +231,9 @@ def _import(peer: str, path: str, out: str | None, fmt: str) -> int:
 
     from mccompile.importers import import_peer
 
+    if out is not None and Path(out).resolve() == Path(path).resolve():
+        print(f"{out}: is the peer's config itself; write the import elsewhere", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
     diags = Diagnostics(path)
     text = import_peer(peer, path, diags)
     print_diagnostics(diags.sorted(), fmt)
@@ -248,8 +251,10 @@ def _import(peer: str, path: str, out: str | None, fmt: str) -> int:
     except OSError as exc:
         print(f"{out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    print(f"{path}: {summary(diags)}; wrote {out} (check it: mccompile validate {out})",
-          file=sys.stderr)
+    print(
+        f"{path}: {summary(diags)}; wrote {out} (check it: mccompile validate {out})",
+        file=sys.stderr,
+    )
     return ExitCode.OK
 
 

@@ -216,7 +216,7 @@ def _datasets(
             block.set("provider", "huggingface", src)
             block.set("path", path, src)
             if isinstance(item.get("data_files"), (str, list)):
-                block.set("data_files", item["data_files"], f"Axolotl: {key}[{i}].data_files")
+                block.set("data_files", item["data_files"], _where(peer, key, i, "data_files"))
         for name in ("name", "split", "revision"):
             if item.get(name) is not None:
                 block.set(
@@ -301,13 +301,13 @@ def _format(
     messages = item.get("field_messages") or ("messages" if not rl else None)
     if rl and item.get("field_chosen"):
         if messages:
-            fields.append(("prompt_column", messages, f"Axolotl: {key}[{i}].field_messages"))
-        fields.append(("chosen_column", item["field_chosen"], f"Axolotl: {key}[{i}].field_chosen"))
+            fields.append(("prompt_column", messages, _where(peer, key, i, "field_messages")))
+        fields.append(("chosen_column", item["field_chosen"], _where(peer, key, i, "field_chosen")))
         fields.append(
             (
                 "rejected_column",
                 item.get("field_rejected") or "rejected",
-                f"Axolotl: {key}[{i}].field_rejected",
+                _where(peer, key, i, "field_rejected"),
             )
         )
     elif messages:
@@ -334,7 +334,7 @@ def _format(
             (
                 "message_fields",
                 {"role": role, "content": content},
-                f"Axolotl: {key}[{i}].message_property_mappings",
+                _where(peer, key, i, "message_property_mappings"),
             )
         )
     roles = item.get("roles")
@@ -350,10 +350,14 @@ def _format(
             (
                 "chat_template",
                 _chat_name(peer, (*at, "chat_template"), ds_chat),
-                f"Axolotl: {key}[{i}].chat_template",
+                _where(peer, key, i, "chat_template"),
             )
         )
     return fields
+
+
+def _where(peer: Peer, key: str, i: int, name: str) -> str:
+    return f"Axolotl: {key}[{i}].{name} (line {peer.line(key, i, name)})"
 
 
 def _chat_name(peer: Peer, path: tuple[str | int, ...], value: Any) -> str:

@@ -603,3 +603,28 @@ def test_llama_factory_mixing_and_masking_mistakes_it_refuses(
     assert main(["import", "llama-factory", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"peer.yaml:{line}:" in err and words in err and "Traceback" not in err, err
+
+
+def test_import_runs_as_a_command_and_never_overwrites_the_peer_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    peer = tmp_path / "lora.yml"
+    peer.write_bytes((PEERS / "axolotl" / "lora-1b.yml").read_bytes())
+    run = subprocess.run(
+        [sys.executable, "-m", "mccompile", "import", "axolotl", str(peer)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("# Imported from the Axolotl config lora.yml")
+    assert "lora.yml:5:1: warning: Axolotl key 'strict' is not imported" in run.stderr
+    same = subprocess.run(
+        [sys.executable, "-m", "mccompile", "import", "axolotl", str(peer), "-o", str(peer)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert same.returncode == 2 and "is the peer's config itself" in same.stderr
+    assert peer.read_bytes() == (PEERS / "axolotl" / "lora-1b.yml").read_bytes()
