@@ -91,6 +91,7 @@ SIMPLE: dict[str, tuple[str, tuple[type, ...]]] = {
     "dataset_processes": ("dataset_num_proc", (int,)),
     "dataloader_num_workers": ("dataloader_num_workers", (int,)),
     "use_dora": ("use_dora", (bool,)),
+    "peft_use_dora": ("use_dora", (bool,)),
     "peft_use_rslora": ("use_rslora", (bool,)),
     "lora_modules_to_save": ("lora_modules_to_save", (list,)),
     "torch_compile": ("torch_compile", (bool,)),
@@ -605,8 +606,15 @@ def _adapter(peer: Peer, trainer: Block) -> None:
 def _precision(peer: Peer, trainer: Block) -> None:
     bf16 = peer.take("bf16", (bool, str))
     fp16 = peer.take("fp16", (bool,))
-    if isinstance(bf16, str) and bf16 != "auto":
-        peer.invalid("bf16", f"bf16 must be true, false or auto, got {short(bf16)}")
+    if bf16 == "full":
+        peer.approximate(
+            "bf16",
+            "bf16: full is imported as bf16: true (mixed precision; the"
+            " weights are not cast to bf16 for evaluation)",
+        )
+        bf16 = True
+    elif isinstance(bf16, str) and bf16 != "auto":
+        peer.invalid("bf16", f"bf16 must be true, false, auto or full, got {short(bf16)}")
         bf16 = None
     if fp16:
         trainer.set("fp16", True, peer.src("fp16"))

@@ -165,6 +165,8 @@ SIMPLE: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 
 REASONS = {
+    "adapter_name_or_path": "training starts from the base model, not from an adapter",
+    "pure_bf16": "bf16 is mixed precision (the weights stay in their loaded dtype)",
     "overwrite_cache": "the program prepares its data each run (prepare.py caches it)",
     "overwrite_output_dir": "a run resumes from output_dir's checkpoints only with --resume",
     "do_eval": "evaluation runs inside training (eval_strategy)",
@@ -425,6 +427,11 @@ def _data(peer: Peer, trainer: Block, stage: str) -> None:
             trainer.set("chat_template", "tokenizer", peer.src("template") + ": approximated")
     elif template is not None:
         peer.drop("template", "pretraining trains whole texts, without a template", trainer)
+    for key in ("add_special_tokens", "new_special_tokens"):
+        tokens = peer.take(key, (str, list))
+        if tokens:
+            names = [t.strip() for t in tokens.split(",")] if isinstance(tokens, str) else tokens
+            trainer.set("added_tokens", names, peer.src(key))
     cutoff = peer.take("cutoff_len", (int,))
     trainer.set(
         "max_seq_length",

@@ -628,3 +628,29 @@ def test_import_runs_as_a_command_and_never_overwrites_the_peer_file(tmp_path: P
     )
     assert same.returncode == 2 and "is the peer's config itself" in same.stderr
     assert peer.read_bytes() == (PEERS / "axolotl" / "lora-1b.yml").read_bytes()
+
+
+def test_smaller_mappings(tmp_path: Path) -> None:
+    axolotl = _peer(
+        tmp_path,
+        "a.yml",
+        "base_model: m\nlearning_rate: 1e-4\ndatasets:\n  - path: x/y\n    type: alpaca\n"
+        "bf16: full\nadapter: lora\nlora_target_modules: q_proj\npeft_use_dora: true\n"
+        "tokens: ['<tool>']\n",
+    )
+    out = tmp_path / "a.yaml"
+    found = _json_run(["import", "axolotl", str(axolotl), "-o", str(out), "--format", "json"])
+    assert [(d["line"], d["code"]) for d in found] == [(6, "import-approximate")]
+    trainer = load(out, Diagnostics("x")).data["components"][-1]  # type: ignore[union-attr]
+    assert trainer["bf16"] is True and trainer["use_dora"] is True
+    assert trainer["lora_target_modules"] == ["q_proj"]
+    assert trainer["added_tokens"] == ["<tool>"]
+    factory = _peer(tmp_path, "f.yaml", LF_BASE + "add_special_tokens: <think>,</think>\n")
+    out = tmp_path / "f-out.yaml"
+    assert (
+        _json_run(["import", "llama-factory", str(factory), "-o", str(out), "--format", "json"])
+        == []
+    )
+    trainer = load(out, Diagnostics("x")).data["components"][-1]  # type: ignore[union-attr]
+    assert trainer["added_tokens"] == ["<think>", "</think>"]
+    assert trainer["chat_template"] == "qwen3"
