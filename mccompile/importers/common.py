@@ -169,7 +169,10 @@ def emit(out: Output) -> str:
     doc = load("<imported>", diags, text=text)
     if doc is None or diags.has_errors or doc.data != out.data():
         problems = "; ".join(d.format() for d in diags.items)
-        raise AssertionError(f"the written config does not read back as meant: {problems}")
+        raise ValueError(
+            "a peer value cannot be written so that it reads back as itself"
+            + (f": {problems}" if problems else " (NaN or infinity?)")
+        )
     return text
 
 

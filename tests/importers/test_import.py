@@ -654,3 +654,25 @@ def test_smaller_mappings(tmp_path: Path) -> None:
     trainer = load(out, Diagnostics("x")).data["components"][-1]  # type: ignore[union-attr]
     assert trainer["added_tokens"] == ["<think>", "</think>"]
     assert trainer["chat_template"] == "qwen3"
+
+
+@pytest.mark.parametrize(
+    ("peer", "text", "words"),
+    [
+        ("axolotl", "model_name_or_path: m\nstage: sft\n", "looks like a LLaMA-Factory config"),
+        ("llama-factory", "base_model: m\n", "looks like an Axolotl config"),
+        ("axolotl", "- a\n- b\n", "the Axolotl config must be a mapping"),
+        (
+            "axolotl",
+            "base_model: m\nlearning_rate: .nan\ndatasets:\n  - path: x/y\n    type: alpaca\n",
+            "cannot be written so that it reads back",
+        ),
+    ],
+)
+def test_files_that_are_not_this_peers_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], peer: str, text: str, words: str
+) -> None:
+    path = _peer(tmp_path, "peer.yaml", text)
+    assert main(["import", peer, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
