@@ -38,8 +38,8 @@ def import_peer(peer: str, path: str | Path, diags: Diagnostics) -> str | None:
     if MODEL_KEY[other] in doc.data and MODEL_KEY[peer] not in doc.data:
         diags.error(
             "import-wrong-peer",
-            f"this looks like {'an' if other == 'axolotl' else 'a'} {PEERS[other]} config ('{MODEL_KEY[other]}', no"
-            f" '{MODEL_KEY[peer]}')",
+            f"this looks like {'an' if other == 'axolotl' else 'a'} {PEERS[other]} config"
+            f" ('{MODEL_KEY[other]}', no '{MODEL_KEY[peer]}')",
             (MODEL_KEY[other],),
             doc.kpos((MODEL_KEY[other],)) or Position(1, 1),
             suggestion=f"mccompile import {other} {path}",
