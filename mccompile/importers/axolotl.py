@@ -64,6 +64,14 @@ CHAT_TEMPLATES = {
     "tokenizer_default": "tokenizer",
 }
 
+# the role names Axolotl's chat_template datasets accept without a roles mapping
+DEFAULT_ROLES = {
+    "user": ["human", "user"],
+    "assistant": ["gpt", "assistant"],
+    "system": ["system"],
+    "tool": ["tool"],
+}
+
 # straight renames: Axolotl key -> (ours, accepted Python types)
 SIMPLE: dict[str, tuple[str, tuple[type, ...]]] = {
     "revision_of_model": ("model_revision", (str,)),
@@ -345,6 +353,9 @@ def _format(
             fields.append(
                 ("roles", roles, f"Axolotl: {key}[{i}].roles (line {peer.line(*at, 'roles')})")
             )
+    elif roles is None and (role, content) != ("role", "content"):
+        # other field names usually mean ShareGPT's role names: Axolotl's defaults take both
+        fields.append(("roles", DEFAULT_ROLES, "Axolotl's default role names"))
     ds_chat = item.get("chat_template")
     if ds_chat is not None:
         fields.append(
