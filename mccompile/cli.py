@@ -1,4 +1,4 @@
-"""The command line: build, validate, plan, diff, schema."""
+"""The command line: build, validate, plan, diff, import, schema."""
 
 from __future__ import annotations
 
@@ -108,6 +108,23 @@ def _parser() -> argparse.ArgumentParser:
         "--stat", action="store_true", help="settings and the changed files only, no file diff"
     )
 
+    imp = sub.add_parser(
+        "import",
+        help="turn an Axolotl or LLaMA-Factory config into a mccompile config",
+        description="Write a mccompile config (loaders, a trainer, a workflow) that trains"
+        " what the peer's config trains: a comment beside each setting names the peer key"
+        " and line it came from, the peer's defaults that differ from mccompile's are written"
+        " out, and every peer key without a counterpart is a warning at its line:col and a"
+        " '# not imported:' comment. A value the peer itself would refuse is an error (exit"
+        " 2). Check the result with 'mccompile validate'.",
+    )
+    imp.add_argument("peer", choices=("axolotl", "llama-factory"), help="the peer's format")
+    imp.add_argument("peer_config", metavar="PEER.yaml", help="the peer's YAML config")
+    imp.add_argument(
+        "-o", "--out", metavar="CONFIG", help="write the config here (default: stdout)"
+    )
+    _add_format(imp)
+
     sub.add_parser(
         "schema",
         help="print the JSON Schema of the config language",
@@ -155,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_diff(args.configs, args.rev, stat=args.stat)
     if args.command == "validate":
         return _validate(args.configs, args.format)
+    if args.command == "import":
+        return _import(args.peer, args.peer_config, args.out, args.format)
     from mccompile.frontend import compile_config
 
     # with --format json, stdout holds the JSON alone: the rest goes to stderr
@@ -205,6 +224,38 @@ def _validate(paths: Sequence[str], fmt: str) -> int:
     if fmt == "json":
         print_diagnostics(collected, fmt)
     return ExitCode.CONFIG_ERROR if failed else ExitCode.OK
+
+
+def _import(peer: str, path: str, out: str | None, fmt: str) -> int:
+    from pathlib import Path
+
+    from mccompile.importers import import_peer
+
+    if out is not None and Path(out).resolve() == Path(path).resolve():
+        print(f"{out}: is the peer's config itself; write the import elsewhere", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    diags = Diagnostics(path)
+    text = import_peer(peer, path, diags)
+    print_diagnostics(diags.sorted(), fmt)
+    if text is None:
+        print(f"{path}: {summary(diags)}; nothing was written", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    if out is None:
+        if fmt == "json":
+            print(text, end="", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return ExitCode.OK
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"{out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    print(
+        f"{path}: {summary(diags)}; wrote {out} (check it: mccompile validate {out})",
+        file=sys.stderr,
+    )
+    return ExitCode.OK
 
 
 def _emit(diags: Diagnostics, fmt: str, collected: list[Diagnostic]) -> None:
