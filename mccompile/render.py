@@ -175,9 +175,15 @@ def format_python(source: str, tree: ast.Module) -> str:
 
 @cache
 def _black_version() -> str:
-    from importlib.metadata import version
+    """Black's version, without importing black or ``importlib.metadata`` (both slow)."""
+    try:
+        from _black_version import version  # type: ignore[import-untyped,unused-ignore]
 
-    return version("black")
+        return str(version)
+    except ImportError:  # pragma: no cover - an unusual install of black
+        from importlib.metadata import version as dist_version
+
+        return dist_version("black")
 
 
 def _black(source: str) -> str:

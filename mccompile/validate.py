@@ -252,6 +252,10 @@ class _Reporter:
 
 def check_schema(doc: Document, diags: Diagnostics) -> None:
     """Validate against the JSON Schema; report each problem once, where it is."""
+    from mccompile.fastschema import is_valid
+
+    if is_valid(sch.schema(), doc.data):  # sure it is valid: no need to import jsonschema
+        return
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(sch.schema())
