@@ -157,15 +157,28 @@ def _chunks(source: str, tree: ast.Module) -> list[str]:
     return ["".join(lines[a:b]) for a, b in itertools.pairwise(bounds) if a < b]
 
 
+USE_SEED = True  # take shared pieces from the shipped black results (mccompile.blackseed)
+
+
+def black_key(chunk: str) -> str:
+    """The cache key of a piece: black's version, its settings and the exact text."""
+    from mccompile.cache import key
+
+    return key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
+
+
 def format_python(source: str, tree: ast.Module) -> str:
-    """Black, with pieces already formatted once taken from the cache."""
-    from mccompile.cache import TextCache, key
+    """Black, with pieces already formatted once taken from the shipped seed or the cache."""
+    from mccompile import blackseed
+    from mccompile.cache import TextCache
 
     cache = TextCache("black")
     out: list[str] = []
     for chunk in _chunks(source, tree):
-        name = key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
-        formatted = cache.get(name)
+        name = black_key(chunk)
+        formatted = blackseed.lookup(name) if USE_SEED else None
+        if formatted is None:
+            formatted = cache.get(name)
         if formatted is None:
             formatted = _black(chunk)
             cache.put(name, formatted)

@@ -50,3 +50,9 @@ def test_piecewise_black_equals_whole_file_black(
         assert render.format_python(source, ast.parse(source)) == whole
         # and again, from the cache
         assert render.format_python(source, ast.parse(source)) == whole
+        # cold (no cache: the shipped black results and black), and without the shipped results
+        monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
+        assert render.format_python(source, ast.parse(source)) == whole
+        monkeypatch.setattr(render, "USE_SEED", False)
+        assert render.format_python(source, ast.parse(source)) == whole
+        monkeypatch.setattr(render, "USE_SEED", True)
