@@ -103,7 +103,7 @@ def _environment() -> Any:
         except OSError:
             bytecode = None
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        loader=_loader(str(resource_dir("templates"))),
         bytecode_cache=bytecode,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -119,6 +119,59 @@ def _environment() -> Any:
     env.filters["yaml"] = yaml_scalar
     env.filters["sbatch"] = sbatch
     return env
+
+
+USE_PRECOMPILED = True  # take templates from mccompile/_jinja when compiled from the same text
+
+
+def _options(env: Any) -> str:
+    """What the compiled code of a template depends on besides its text."""
+    import jinja2
+
+    return repr(
+        (
+            jinja2.__version__,
+            env.trim_blocks,
+            env.lstrip_blocks,
+            env.keep_trailing_newline,
+            env.autoescape,
+            env.newline_sequence,
+            env.optimized,
+            sorted(env.filters),
+            sorted(env.tests),
+        )
+    )
+
+
+def _loader(folder: str) -> Any:
+    import jinja2
+
+    from mccompile import precompiled
+
+    class Loader(jinja2.FileSystemLoader):
+        """Templates from the folder; the precompiled code where it matches their text."""
+
+        def load(self, environment: Any, name: str, globals: Any = None) -> Any:
+            if USE_PRECOMPILED:
+                source, _, _ = self.get_source(environment, name)
+                namespace = precompiled.find(name, source, _options(environment))
+                if namespace is not None:
+                    cls = environment.template_class
+                    return cls.from_module_dict(environment, namespace, globals or {})
+            return super().load(environment, name, globals)
+
+    return Loader(folder)
+
+
+def compile_templates() -> dict[str, tuple[str, str, str]]:
+    """Each template's (text, options, compiled Python source), for mccompile.precompiled."""
+    env = _environment()
+    out: dict[str, tuple[str, str, str]] = {}
+    for name in env.list_templates():
+        source, filename, _ = env.loader.get_source(env, name)
+        code = env.compile(source, name, filename, raw=True, defer_init=True)
+        out[name] = (source, _options(env), code)
+    return out
 
 
 def render_text(template: str, **context: Any) -> str:
