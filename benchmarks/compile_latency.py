@@ -145,22 +145,27 @@ def table(t: dict[str, list[tuple[float, float]]]) -> list[str]:
     trl_wall, trl_cpu = _median(t["trl_import"], 0), _median(t["trl_import"], 1)
     lines = [
         "| command | median s | min s | max s | share of TRL import | CPU s (median) |"
-        " CPU share of TRL import | target | |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        " CPU share of TRL import | target | by wall time | by CPU time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for key, label in LABELS.items():
         wall = [v[0] for v in t[key]]
         med, cpu = _median(t[key], 0), _median(t[key], 1)
-        target, verdict = "", ""
+        target, by_wall, by_cpu = "", "", ""
         if key in TARGETS:
             limit, share = TARGETS[key]
             target = f"<= {limit} s and <= {share:.0%}"
-            verdict = "met" if med <= limit and med / trl_wall <= share else "**MISSED**"
+            by_wall = _verdict(med <= limit and med / trl_wall <= share)
+            by_cpu = _verdict(cpu <= limit and cpu / trl_cpu <= share)
         lines.append(
             f"| {label} | {med:.3f} | {min(wall):.3f} | {max(wall):.3f} | {med / trl_wall:.1%} |"
-            f" {cpu:.3f} | {cpu / trl_cpu:.1%} | {target} | {verdict} |"
+            f" {cpu:.3f} | {cpu / trl_cpu:.1%} | {target} | {by_wall} | {by_cpu} |"
         )
     return lines
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**MISSED**"
 
 
 def _load() -> str:
