@@ -153,7 +153,7 @@ def _environment() -> Any:
         except OSError:
             bytecode = None
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        loader=_loader(str(resource_dir("templates"))),
         bytecode_cache=bytecode,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -170,6 +170,59 @@ def _environment() -> Any:
     env.filters["sbatch"] = sbatch
     env.filters["text_block"] = text_block
     return env
+
+
+USE_PRECOMPILED = True  # take templates from mccompile/_jinja when compiled from the same text
+
+
+def _options(env: Any) -> str:
+    """What the compiled code of a template depends on besides its text."""
+    import jinja2
+
+    return repr(
+        (
+            jinja2.__version__,
+            env.trim_blocks,
+            env.lstrip_blocks,
+            env.keep_trailing_newline,
+            env.autoescape,
+            env.newline_sequence,
+            env.optimized,
+            sorted(env.filters),
+            sorted(env.tests),
+        )
+    )
+
+
+def _loader(folder: str) -> Any:
+    import jinja2
+
+    from mccompile import precompiled
+
+    class Loader(jinja2.FileSystemLoader):
+        """Templates from the folder; the precompiled code where it matches their text."""
+
+        def load(self, environment: Any, name: str, globals: Any = None) -> Any:
+            if USE_PRECOMPILED:
+                source, _, _ = self.get_source(environment, name)
+                namespace = precompiled.find(name, source, _options(environment))
+                if namespace is not None:
+                    cls = environment.template_class
+                    return cls.from_module_dict(environment, namespace, globals or {})
+            return super().load(environment, name, globals)
+
+    return Loader(folder)
+
+
+def compile_templates() -> dict[str, tuple[str, str, str]]:
+    """Each template's (text, options, compiled Python source), for mccompile.precompiled."""
+    env = _environment()
+    out: dict[str, tuple[str, str, str]] = {}
+    for name in env.list_templates():
+        source, filename, _ = env.loader.get_source(env, name)
+        code = env.compile(source, name, filename, raw=True, defer_init=True)
+        out[name] = (source, _options(env), code)
+    return out
 
 
 def render_text(template: str, **context: Any) -> str:
@@ -208,15 +261,28 @@ def _chunks(source: str, tree: ast.Module) -> list[str]:
     return ["".join(lines[a:b]) for a, b in itertools.pairwise(bounds) if a < b]
 
 
+USE_SEED = True  # take shared pieces from the shipped black results (mccompile.blackseed)
+
+
+def black_key(chunk: str) -> str:
+    """The cache key of a piece: black's version, its settings and the exact text."""
+    from mccompile.cache import key
+
+    return key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
+
+
 def format_python(source: str, tree: ast.Module) -> str:
-    """Black, with pieces already formatted once taken from the cache."""
-    from mccompile.cache import TextCache, key
+    """Black, with pieces already formatted once taken from the shipped seed or the cache."""
+    from mccompile import blackseed
+    from mccompile.cache import TextCache
 
     cache = TextCache("black")
     out: list[str] = []
     for chunk in _chunks(source, tree):
-        name = key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
-        formatted = cache.get(name)
+        name = black_key(chunk)
+        formatted = blackseed.lookup(name) if USE_SEED else None
+        if formatted is None:
+            formatted = cache.get(name)
         if formatted is None:
             formatted = _black(chunk)
             cache.put(name, formatted)
@@ -226,9 +292,15 @@ def format_python(source: str, tree: ast.Module) -> str:
 
 @cache
 def _black_version() -> str:
-    from importlib.metadata import version
+    """Black's version, without importing black or ``importlib.metadata`` (both slow)."""
+    try:
+        from _black_version import version  # type: ignore[import-untyped,unused-ignore]
 
-    return version("black")
+        return str(version)
+    except ImportError:  # pragma: no cover - an unusual install of black
+        from importlib.metadata import version as dist_version
+
+        return dist_version("black")
 
 
 def _black(source: str) -> str:

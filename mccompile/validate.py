@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +39,8 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     if not close and len(target) >= 3:
         close = [c for c in written if squash(c).startswith(target)]
     if not close:
+        import difflib  # only when there is a mistake to explain
+
         close = difflib.get_close_matches(word, sorted(written), n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -252,6 +253,10 @@ class _Reporter:
 
 def check_schema(doc: Document, diags: Diagnostics) -> None:
     """Validate against the JSON Schema; report each problem once, where it is."""
+    from mccompile.fastschema import is_valid
+
+    if is_valid(sch.schema(), doc.data):  # sure it is valid: no need to import jsonschema
+        return
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(sch.schema())

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import black
 import pytest
@@ -35,9 +36,15 @@ def test_comment_is_one_printable_line() -> None:
     assert comment("a\nb\r\x00c  d") == "a b c d"
 
 
+@pytest.fixture(scope="module")
+def plain_env() -> object:
+    """An environment that compiles every template from its text (no precompiled code)."""
+    return render._environment.__wrapped__()
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_piecewise_black_equals_whole_file_black(
-    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain_env: Any
 ) -> None:
     monkeypatch.setenv("MCCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
     ir_config, _ = compile_config(config)
@@ -45,11 +52,21 @@ def test_piecewise_black_equals_whole_file_black(
         p = build_program(ir_config, wf)
         template = program_template(wf, p)
         source = render.render_text(template, p=p)
+        # the precompiled templates write what the templates compiled from their text write
+        monkeypatch.setattr(render, "USE_PRECOMPILED", False)
+        assert plain_env.get_template(template).render(p=p) == source
+        monkeypatch.setattr(render, "USE_PRECOMPILED", True)
         mode = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=100)
         whole = black.format_str(source, mode=mode)
         assert render.format_python(source, ast.parse(source)) == whole
         # and again, from the cache
         assert render.format_python(source, ast.parse(source)) == whole
+        # cold (no cache: the shipped black results and black), and without the shipped results
+        monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
+        assert render.format_python(source, ast.parse(source)) == whole
+        monkeypatch.setattr(render, "USE_SEED", False)
+        assert render.format_python(source, ast.parse(source)) == whole
+        monkeypatch.setattr(render, "USE_SEED", True)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Templates compiled ahead of time: see mccompile/precompiled.py."""

@@ -1,0 +1,49 @@
+"""Commands import only what they use: the cost of a start shows in every editor and hook."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "tests" / "guide" / "guide_9_8_1_1.yaml"
+HEAVY = ("jinja2", "black", "jsonschema", "importlib.metadata", "difflib")
+
+CODE = """
+import sys
+from mccompile.cli import main
+code = main(sys.argv[1:])
+print("imported:", *(m for m in {heavy!r} if m in sys.modules))
+raise SystemExit(code)
+"""
+
+
+def _imported(*args: str, cache: str = "off") -> set[str]:
+    env = dict(os.environ, MCCOMPILE_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", CODE.format(heavy=HEAVY), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    last = done.stdout.splitlines()[-1].split()
+    assert last[0] == "imported:"
+    return set(last[1:])
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_of_a_valid_config_import_no_template_or_schema_engine(
+    command: str,
+) -> None:
+    assert _imported(command, str(CONFIG)) == set()
+
+
+def test_a_warm_build_imports_no_black(tmp_path: Path) -> None:
+    args = ("build", str(CONFIG), "-o", str(tmp_path / "out"), "--force")
+    _imported(*args, cache=str(tmp_path / "cache"))  # primes the cache
+    assert _imported(*args, cache=str(tmp_path / "cache")) == {"jinja2"}
