@@ -141,12 +141,14 @@ def test_a_terminal_gets_a_progress_bar(tmp_path: Path, tiny_model: Path) -> Non
         chunks.append(chunk)
     assert process.wait(timeout=300) == 0
     text = b"".join(chunks).decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # the cursor moves between the bars
     assert re.search(
         rf"training: +100%\|.*\| {STEPS}/{STEPS} \[\d\d:\d\d<\d\d:\d\d, .*loss {NUMBER}\]", text
     ), text[-3000:]
     lines = [line.strip() for line in re.split(r"[\r\n]+", text)]
     assert not any(line.startswith("step ") for line in lines)  # the bar, not the log lines
     assert sum(bool(EVAL_LINE.match(line)) for line in lines) == 1
+    assert "evaluating: " in text  # and one while it evaluates
     assert "[done] 3 steps" in text
 
 
