@@ -260,6 +260,13 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
 
     metrics["t_trl_imported"] = now()
     config = module.training_config(program_args, False)
+    if (config.dataset_kwargs or {}).get("skip_prepare_dataset"):
+        # the program's rows are final: SFTTrainer makes no pass over them
+        metrics["trl_passes_s"] = {}
+        metrics["trl_prepare_dataset_s"] = 0.0
+        metrics["trl_rows"] = len(train_data)
+        metrics["t_end"] = now()
+        return 0
     fake_self = types.SimpleNamespace(
         completion_only_loss=True, _tokenizer=tokenizer, chat_template=None
     )

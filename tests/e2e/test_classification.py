@@ -74,10 +74,30 @@ def test_mrpc_pairs_with_string_labels_and_lora(tmp_path: Path, tiny_model: Path
     )
     dry = ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--dry-run", cwd=tmp_path))
     assert "2 classes" in dry.stdout
-    ok(run(out / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "3", cwd=tmp_path))
+    result = ok(
+        run(out / "trainer" / "train.py", "--dataset", str(data), "--max-steps", "3", cwd=tmp_path)
+    )
     s = summary(out_dir)
     assert s["global_step"] == 3
     assert 0.0 <= s["eval_accuracy"] <= 1.0
+    # one line per step and one evaluation, with its accuracy and macro-F1; no load report
+    lines = result.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines if line.startswith("step ")] == [
+        "step 1/3 (33%)",
+        "step 2/3 (66%)",
+        "step 3/3 (100%)",
+    ]
+    evals = [line for line in lines if line.startswith("eval  ")]
+    assert evals == [
+        f"eval  step 3/3  loss {s['eval_loss']:.3f}  accuracy {s['eval_accuracy']:.3f}"
+        f"  macro-F1 {s['eval_macro_f1']:.3f}"
+    ]
+    assert lines[-3].startswith("[done] 3 steps in ") and "accuracy" in lines[-3]
+    assert lines[-2:] == [
+        f"  adapter:  {out_dir}",
+        f"  summary:  {out_dir / 'training_summary.json'}",
+    ]
+    assert "LOAD REPORT" not in result.stdout + result.stderr
     assert "eval_macro_f1" in s
     # the adapter holds the trained classification head, and the labels are in the config
     adapter = json.loads((out_dir / "adapter_config.json").read_text())

@@ -43,9 +43,11 @@ OTHER_LINES = [
 
 
 def _rows(count: int) -> list[dict[str, str]]:
-    return [
+    rows = [
         {"prompt": f"What is {i} plus one?", "response": f"It is {i + 1}."} for i in range(count)
     ]
+    # a prompt longer than max_seq_length (128 tokens): no response is left after truncation
+    return [*rows, {"prompt": "Why? " * 200, "response": "Because."}]
 
 
 def _program(tmp_path: Path, model: Path, **fields: object) -> tuple[Path, Path, Path]:
@@ -70,6 +72,9 @@ def test_output_of_a_short_run_line_by_line(tmp_path: Path, tiny_model: Path) ->
     everything = result.stdout + result.stderr
     assert "Warning" not in everything and "WARNING" not in everything and "warn(" not in everything
     assert "[summary]" not in everything and "{'loss'" not in everything
+    assert re.search(
+        r"^\[data\] dropped 1 (training|evaluation) rows with no response left", result.stdout, re.M
+    )
     steps, evals, done, paths = [], [], [], []
     for line in everything.replace("\r", "\n").splitlines():
         if not line.strip():
@@ -136,12 +141,14 @@ def test_a_terminal_gets_a_progress_bar(tmp_path: Path, tiny_model: Path) -> Non
         chunks.append(chunk)
     assert process.wait(timeout=300) == 0
     text = b"".join(chunks).decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # the cursor moves between the bars
     assert re.search(
         rf"training: +100%\|.*\| {STEPS}/{STEPS} \[\d\d:\d\d<\d\d:\d\d, .*loss {NUMBER}\]", text
     ), text[-3000:]
     lines = [line.strip() for line in re.split(r"[\r\n]+", text)]
     assert not any(line.startswith("step ") for line in lines)  # the bar, not the log lines
     assert sum(bool(EVAL_LINE.match(line)) for line in lines) == 1
+    assert "evaluating: " in text  # and one while it evaluates
     assert "[done] 3 steps" in text
 
 

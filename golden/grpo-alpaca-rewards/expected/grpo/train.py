@@ -649,9 +649,10 @@ def training_progress():
 
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
+    from transformers.trainer_utils import has_length
 
     class TrainingProgress(TrainerCallback):
-        bar = None
+        bar = eval_bar = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.first_step, self.started = state.global_step, time.monotonic()
@@ -667,6 +668,23 @@ def training_progress():
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
                 self.bar.update(state.global_step - self.bar.n)
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if self.bar is not None and has_length(eval_dataloader):
+                if self.eval_bar is None:
+                    self.eval_bar = tqdm(
+                        total=len(eval_dataloader),
+                        desc="evaluating",
+                        unit="batch",
+                        leave=False,
+                        dynamic_ncols=True,
+                    )
+                self.eval_bar.update(1)
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            if self.eval_bar is not None:
+                self.eval_bar.close()
+                self.eval_bar = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero:

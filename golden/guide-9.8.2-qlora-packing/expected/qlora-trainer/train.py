@@ -233,7 +233,7 @@ def merge_segments(segments):
 
 
 def tokenize_batch(batch, fmt, tokenizer, adds_bos):
-    """Tokenize every segment of a batch in one call, then reassemble rows and truncate."""
+    """Tokenize every segment of a batch in one call, then reassemble rows and truncate; drop rows left without loss."""
     rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
     per_row = [merge_segments(row_segments(row, fmt, tokenizer, adds_bos)) for row in rows]
     encoded = iter(
@@ -248,28 +248,25 @@ def tokenize_batch(batch, fmt, tokenizer, adds_bos):
             piece = next(encoded)
             ids += piece
             mask += [int(carries_loss)] * len(piece)
-        out["input_ids"].append(ids[:MAX_SEQ_LENGTH])
-        out["completion_mask"].append(mask[:MAX_SEQ_LENGTH])
-        labels = [
-            token if carries_loss else -100 for token, carries_loss in zip(ids, mask, strict=True)
-        ]
-        out["labels"].append(labels[:MAX_SEQ_LENGTH])
+        ids, mask = ids[:MAX_SEQ_LENGTH], mask[:MAX_SEQ_LENGTH]
+        if 1 not in mask:
+            continue  # truncation left no response: nothing to learn from this row
+        out["input_ids"].append(ids)
+        out["completion_mask"].append(mask)
+        out["labels"].append(
+            [token if carries_loss else -100 for token, carries_loss in zip(ids, mask, strict=True)]
+        )
     return out
 
 
 def tokenize(dataset, fmt, tokenizer, adds_bos, name):
+    before = size(dataset)
     dataset = dataset.map(
         tokenize_batch,
         batched=True,
         fn_kwargs={"fmt": fmt, "tokenizer": tokenizer, "adds_bos": adds_bos},
         remove_columns=column_names(dataset),
         **progress(dataset, f"tokenizing the {name} data", DATASET_NUM_PROC),
-    )
-    before = size(dataset)
-    dataset = dataset.filter(
-        lambda mask: 1 in mask,
-        input_columns="completion_mask",
-        **progress(dataset, f"dropping {name} rows without response tokens"),
     )
     if before != size(dataset):
         print(
@@ -499,9 +496,10 @@ def training_progress():
 
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
+    from transformers.trainer_utils import has_length
 
     class TrainingProgress(TrainerCallback):
-        bar = None
+        bar = eval_bar = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.first_step, self.started = state.global_step, time.monotonic()
@@ -519,6 +517,23 @@ def training_progress():
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
                 self.bar.update(state.global_step - self.bar.n)
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if self.bar is not None and has_length(eval_dataloader):
+                if self.eval_bar is None:
+                    self.eval_bar = tqdm(
+                        total=len(eval_dataloader),
+                        desc="evaluating",
+                        unit="batch",
+                        leave=False,
+                        dynamic_ncols=True,
+                    )
+                self.eval_bar.update(1)
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            if self.eval_bar is not None:
+                self.eval_bar.close()
+                self.eval_bar = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero:
