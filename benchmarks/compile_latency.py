@@ -175,7 +175,7 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 
-def _load() -> str:
+def load_average() -> str:
     try:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
@@ -189,7 +189,7 @@ def section(times: dict[str, dict[str, list[tuple[float, float]]]], runs: int, l
         f"`{CONFIG.relative_to(ROOT).as_posix()}`, fresh processes, median of {runs} runs each"
         f" (TRL import: {len(next(iter(times.values()))['trl_import'])} runs), interleaved in one"
         f" loop; {os.cpu_count()} cores, python {platform.python_version()}; load average"
-        f" (1 / 5 / 15 min) {load} at the start, {_load()} at the end. Shares are of the TRL"
+        f" (1 / 5 / 15 min) {load} at the start, {load_average()} at the end. Shares are of the TRL"
         " import measured in the same loop; CPU = user + system time of the process, less"
         " disturbed by other work on a shared machine than wall time.",
         "",
@@ -217,12 +217,13 @@ def section(times: dict[str, dict[str, list[tuple[float, float]]]], runs: int, l
     return "\n".join(out)
 
 
-def update(text: str) -> None:
-    md = BENCHMARKS_MD.read_text(encoding="utf-8")
+def update(text: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace section 1 of the report at ``path`` with ``text``."""
+    md = path.read_text(encoding="utf-8")
     pattern = re.compile(r"## 1\. Compile latency\n.*?(?=\n## 2\.)", re.S)
     if not pattern.search(md):
         raise SystemExit("BENCHMARKS.md has no section '## 1. Compile latency' before '## 2.'")
-    BENCHMARKS_MD.write_text(pattern.sub(lambda _: text, md, count=1), encoding="utf-8")
+    path.write_text(pattern.sub(lambda _: text, md, count=1), encoding="utf-8")
 
 
 def main() -> int:
@@ -237,7 +238,7 @@ def main() -> int:
     trees: dict[str, Path | None] = {"this checkout": ROOT}
     if args.baseline:
         trees = {"baseline": args.baseline.resolve(), "this checkout": ROOT}
-    load = _load()
+    load = load_average()
     work = Path(tempfile.mkdtemp(prefix="mccompile-latency-"))
     try:
         times = measure(args.runs, args.trl_runs, trees, work)

@@ -89,6 +89,7 @@ training_args = SFTConfig(
     optim="adamw_torch",
     seed=42,
     bf16=args.bf16,
+    use_cpu=args.bf16 and not torch.cuda.is_available(),  # transformers' bf16 on CPU needs it
     activation_checkpointing=args.gradient_checkpointing,
     max_length=args.max_length,
     packing=args.packing,

@@ -46,7 +46,6 @@ def exact_parts() -> list[dict]:
     import peft
     import torch
     import transformers
-
     from mccompile import resources as res
     from mccompile.architectures import distinct
 
@@ -122,7 +121,6 @@ def activations(seqs: tuple[int, ...] = (128, 512), batch: int = 2) -> list[dict
     import peft
     import torch
     import transformers
-
     from mccompile import resources as res
     from mccompile.architectures import Architecture
 

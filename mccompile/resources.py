@@ -665,15 +665,10 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
     )
     parts.append(Part("activations", act.saved, act.note, exact=False))
     if act.transient:
-        what = "one layer recomputed + " if s.checkpointing else ""
-        parts.append(
-            Part(
-                "backward transients",
-                act.transient,
-                f"{what}the logits' float32 gradient",
-                exact=False,
-            )
-        )
+        what = ["one layer recomputed"] if s.checkpointing else []
+        if not (s.liger or s.task == "classification"):
+            what.append("the logits' float32 gradient")
+        parts.append(Part("backward transients", act.transient, " + ".join(what), exact=False))
     # --- sharding and offload
     for p in parts:
         if p.sharded and world > 1:

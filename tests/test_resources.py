@@ -320,3 +320,27 @@ def test_activation_estimate_within_ten_percent_of_cpu_measurement(attention, lo
     estimate = next(p.bytes for p in parts if p.name == "activations")
     assert 0.9 <= estimate / measured <= 1.1, (estimate, measured)
     out.loss.backward()  # what was measured is what backward uses
+
+
+def test_plan_is_plain_data(tmp_path):
+    from mccompile.frontend import compile_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(PLAN_CONFIG.format(model="Qwen/Qwen3-8B", distributed=""))
+    config, _ = compile_config(str(cfg), str(cfg))
+    (plan,) = res.plan_config(config, res.parse_gpu_memory("H100"))
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["total_params"] == res.count_parameters(res.modules(ARCHS["qwen/qwen3-8b"]))
+    assert data["memory"]["1"]["parts"][0]["name"] == "weights"
+
+
+def test_bundle_readme_shows_the_plan_for_a_table_model(tmp_path):
+    from mccompile.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(PLAN_CONFIG.format(model="meta-llama/Llama-3.2-1B", distributed=""))
+    assert main(["build", str(cfg), "-o", str(tmp_path / "out")]) == 0
+    readme = (tmp_path / "out" / "t" / "README.md").read_text()
+    assert "## Resources" in readme
+    assert "1,235,814,400 (1.24B) parameters" in readme
+    assert "| 1 | 8 × 4 × 1 = 32 | 65,536 |" in readme
