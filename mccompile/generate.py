@@ -55,7 +55,16 @@ REQUIREMENTS: dict[str, str] = {
     "comet_ml": "comet_ml>=3.40",
     "clearml": "clearml>=1.16",
     "trackio": "trackio>=0.2",
+    "flash-attn": "flash-attn>=2.3.3",
+    "flash-attn-3": "flash-attn-3",
+    "kernels": "kernels>=0.18.2,<0.19",
 }
+# attention kernel -> (the package it needs, the module that package provides)
+ATTENTION_PACKAGES: dict[str, tuple[str, str]] = {
+    "flash_attention_2": ("flash-attn", "flash_attn"),
+    "flash_attention_3": ("flash-attn-3", "flash_attn_interface"),
+}
+HUB_KERNELS = ("kernels", "kernels")  # attn_implementation: owner/name, from the hub
 SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},
 }
@@ -123,6 +132,7 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "gradient_checkpointing",
             "fp16",
             "bf16",
+            "tf32",
             "seed",
         ],
     ),
@@ -134,6 +144,7 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "use_liger_kernel",
             "torch_compile",
             "dataloader_num_workers",
+            "ddp_timeout",
         ],
     ),
     (
@@ -398,11 +409,35 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
         strategy = (ir.lit(job.fields["distributed"]) or {}).get("strategy")
         if strategy == "deepspeed":
             names.append("deepspeed")
+        attention = attention_package(v.get("attn_implementation"))
+        if attention:
+            names.append(attention[0])
         report = v.get("report_to")
         for name in [report] if isinstance(report, str) else list(report or []):
             if name != "none":
                 names.append(name)
     p.requirements = [REQUIREMENTS[n] for n in dict.fromkeys(names)]
+
+
+def attention_package(attn: Any) -> tuple[str, str] | None:
+    """(requirement, module) an attention kernel needs, or None for torch's own."""
+    if not isinstance(attn, str):
+        return None
+    if "/" in attn:
+        return HUB_KERNELS
+    return ATTENTION_PACKAGES.get(attn)
+
+
+def precision_choice(v: dict[str, Any]) -> str:
+    """fp16, bf16, auto or fp32 as the config asks; runtime when an option or variable decides."""
+    fp16, bf16 = v.get("fp16"), v.get("bf16")
+    if fp16 is None or bf16 is None:
+        return "runtime"
+    if fp16 is True:
+        return "fp16"
+    if bf16 is True:
+        return "bf16"
+    return "auto" if bf16 == "auto" else "fp32"
 
 
 # settings the code of a data format never reads
@@ -437,10 +472,8 @@ def _train(p: Program, job: ir.Job) -> None:
     task = v.get("task", "sft")
     fmt = data_format(job)
     quant = v.get("quantization")
-    precision = "bf16" if v.get("bf16") else "fp16" if v.get("fp16") else "no"
-    compute = v.get("bnb_4bit_compute_dtype") or {"bf16": "bfloat16", "fp16": "float16"}.get(
-        precision, "float32"
-    )
+    precision = precision_choice(v)
+    compute = v.get("bnb_4bit_compute_dtype")
     optim = str(v.get("optimizer", "adamw_torch"))
     report = v.get("report_to")
     p.train = {
@@ -449,8 +482,13 @@ def _train(p: Program, job: ir.Job) -> None:
         "lora": "lora_r" in f,
         "quantization": quant,
         "quant_type": QUANT_TYPES.get(str(quant)),
-        "compute_dtype": TORCH_DTYPES[compute],
+        "compute_dtype": TORCH_DTYPES[compute] if compute else None,
         "precision": precision,
+        "attention": attention_package(v.get("attn_implementation")),
+        "attention_runtime": _runtime(p, "attn_implementation"),
+        "tf32": v.get("tf32") is not None or _runtime(p, "tf32"),
+        "model_option": isinstance(f.get("model"), ir.Lit)
+        and not any("--model" in o.flags for o in p.options),
         "optim": optim,
         "train_source": _dataset_source(p, f.get("dataset")),
         "eval_source": _dataset_source(p, f.get("eval_dataset")),
@@ -465,6 +503,11 @@ def _train(p: Program, job: ir.Job) -> None:
     }
 
 
+def _runtime(p: Program, name: str) -> bool:
+    """Whether an option or an environment variable sets this setting at start-up."""
+    return p.ref.get(name) in {s.const for s in p.runtime}
+
+
 def _launch(p: Program, job: ir.Job | None) -> None:
     dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
     strategy = dist.get("strategy", "none")
@@ -475,7 +518,9 @@ def _launch(p: Program, job: ir.Job | None) -> None:
         "num_machines": dist.get("num_machines", 1),
         "zero_stage": dist.get("zero_stage"),
         "offload": bool(dist.get("offload")),
-        "precision": p.train.get("precision", "no"),
+        # with bf16: auto the program decides, and TrainingArguments' bf16 / fp16 override this
+        "precision": {"fp16": "fp16", "bf16": "bf16"}.get(p.train.get("precision", ""), "no"),
+        "state_dict_type": dist.get("state_dict_type", "sharded"),
         "distributed_type": {
             "none": "NO",
             "ddp": "MULTI_GPU",
@@ -503,7 +548,7 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     p.streaming = bool(streamed_jobs(wf))
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
-        needed |= {"os", "signal"}
+        needed |= {"datetime", "os", "signal"}
         if p.train["task"] == "sft":
             needed.add("math")
     for helper in p.helpers:
