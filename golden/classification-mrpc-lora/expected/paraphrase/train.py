@@ -615,6 +615,8 @@ def main(argv=None):
         return 0
 
     stopper = StopOnSignal()
+    # the arguments before the model: under DeepSpeed ZeRO-3 they make from_pretrained load each process's shard only
+    training_args = training_config(args, eval_data is not None, precision)
     model = load_model(precision, names, tokenizer)
     from peft import get_peft_model
 
@@ -623,7 +625,7 @@ def main(argv=None):
         model.print_trainable_parameters()
     trainer = Trainer(
         model=model,
-        args=training_config(args, eval_data is not None, precision),
+        args=training_args,
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,

@@ -763,14 +763,16 @@ def main(argv=None):
     from trl import SFTTrainer
 
     stopper = StopOnSignal()
+    # the arguments before the model: under DeepSpeed ZeRO-3 they make from_pretrained load each process's shard only
+    training_args = training_config(
+        args,
+        eval_data is not None,
+        progress(train_data, "", DATASET_NUM_PROC).get("num_proc"),
+        precision,
+    )
     trainer = SFTTrainer(
         model=load_model(precision),
-        args=training_config(
-            args,
-            eval_data is not None,
-            progress(train_data, "", DATASET_NUM_PROC).get("num_proc"),
-            precision,
-        ),
+        args=training_args,
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
