@@ -62,3 +62,16 @@ def test_model_option_replaces_model(tmp_path: Path) -> None:
     program = (_build(tmp_path, "") / "train.py").read_text()
     assert '"--model", default=MODEL,' in program
     assert "    global MODEL\n    MODEL = args.model\n" in program
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", "SHARDED"), ("full", "FULL")])
+def test_fsdp_checkpoints_follow_state_dict_type(tmp_path: Path, given: str, expected: str) -> None:
+    extra = f"      state_dict_type: {given}\n" if given else ""
+    out = _build(tmp_path, "    distributed:\n      strategy: fsdp\n" + extra)
+    assert (
+        f"fsdp_state_dict_type: {expected}_STATE_DICT"
+        in (out / "accelerate_config.yaml").read_text()
+    )
+    program = (out / "train.py").read_text()
+    # whatever the checkpoints hold, the final save gathers the whole model
+    assert 'fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")\n    trainer.save_model(' in program
