@@ -327,6 +327,12 @@ class Checker:
                 f"zero_stage is a DeepSpeed setting; strategy is {strategy}",
                 path + ("zero_stage",),
             )
+        if "state_dict_type" in given and strategy != "fsdp":
+            self._error(
+                "distributed",
+                f"state_dict_type is a FSDP setting; strategy is {strategy}",
+                path + ("state_dict_type",),
+            )
         if dist.get("offload") and strategy not in ("fsdp", "deepspeed"):
             self._error(
                 "distributed",

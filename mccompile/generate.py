@@ -57,7 +57,16 @@ REQUIREMENTS: dict[str, str] = {
     "clearml": "clearml>=1.16",
     "trackio": "trackio>=0.2",
     "matplotlib": "matplotlib>=3.8",
+    "flash-attn": "flash-attn>=2.3.3",
+    "flash-attn-3": "flash-attn-3",
+    "kernels": "kernels>=0.18.2,<0.19",
 }
+# attention kernel -> (the package it needs, the module that package provides)
+ATTENTION_PACKAGES: dict[str, tuple[str, str]] = {
+    "flash_attention_2": ("flash-attn", "flash_attn"),
+    "flash_attention_3": ("flash-attn-3", "flash_attn_interface"),
+}
+HUB_KERNELS = ("kernels", "kernels")  # attn_implementation: owner/name, from the hub
 SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},
 }
@@ -115,6 +124,7 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "gradient_checkpointing",
             "fp16",
             "bf16",
+            "tf32",
             "seed",
         ],
     ),
@@ -126,6 +136,7 @@ SETTING_GROUPS: list[tuple[str, list[str]]] = [
             "torch_compile",
             "dataloader_num_workers",
             "dataset_num_proc",
+            "ddp_timeout",
         ],
     ),
     (
@@ -213,8 +224,12 @@ class Train:
     lora: bool
     quantization: str | None
     quant_type: str | None  # bitsandbytes' name of a 4-bit type
-    compute_dtype: str  # torch.float32 and the like
-    precision: str  # bf16, fp16 or no
+    compute_dtype: str | None  # 4-bit compute dtype given in the config (torch.bfloat16 ...)
+    precision: str  # fp16, bf16, auto, fp32, or runtime (an option or variable decides)
+    attention: tuple[str, str] | None  # (requirement, module) of the attention kernel
+    attention_runtime: bool  # attn_implementation comes from an option or variable
+    tf32: bool  # tf32 is set (or set at run time)
+    model_option: bool  # the program takes --model
     optim: str
     train_source: str | None  # code for the training data
     eval_source: str | None
@@ -241,6 +256,7 @@ class Launch:
     zero_stage: int | None
     offload: bool
     precision: str
+    state_dict_type: str  # fsdp checkpoints: sharded or full
     distributed_type: str
     launchers: dict[str, Any]  # engine -> the values its launch file reads
 
@@ -466,10 +482,17 @@ def _settings(p: Program, job: ir.Job) -> None:
 def setting_groups(task: Any) -> list[tuple[str, list[str]]]:
     """The settings block's groups: the common ones, with the task's keys in them.
 
-    A task's group replaces the common group of that name; its other groups follow Data.
+    A task's group orders the common group of that name (common keys it does not list follow
+    its own); its other groups follow Data.
     """
     own: dict[str, list[str]] = task.SETTING_GROUPS
-    out = [(title, own.get(title, names)) for title, names in SETTING_GROUPS]
+
+    def merged(title: str, names: list[str]) -> list[str]:
+        if title not in own:
+            return names
+        return own[title] + [name for name in names if name not in own[title]]
+
+    out = [(title, merged(title, names)) for title, names in SETTING_GROUPS]
     extra = [(title, names) for title, names in own.items() if title not in dict(SETTING_GROUPS)]
     at = next(i for i, (title, _) in enumerate(out) if title == "Data") + 1
     return out[:at] + extra + out[at:]
@@ -542,6 +565,9 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
         strategy = (ir.lit(job.fields["distributed"]) or {}).get("strategy")
         if strategy == "deepspeed":
             names.append("deepspeed")
+        attention = attention_package(v.get("attn_implementation"))
+        if attention:
+            names.append(attention[0])
         report = v.get("report_to")
         for name in [report] if isinstance(report, str) else list(report or []):
             if name != "none":
@@ -550,6 +576,27 @@ def _requirements(p: Program, job: ir.Job | None) -> None:
     extra = getattr(tasks.of_job(job), "extra_requirements", None)
     if extra is not None:  # a task's packages chosen by its settings (pinned by the task)
         p.requirements += [req for req in extra(job) if req not in p.requirements]
+
+
+def attention_package(attn: Any) -> tuple[str, str] | None:
+    """(requirement, module) an attention kernel needs, or None for torch's own."""
+    if not isinstance(attn, str):
+        return None
+    if "/" in attn:
+        return HUB_KERNELS
+    return ATTENTION_PACKAGES.get(attn)
+
+
+def precision_choice(v: dict[str, Any]) -> str:
+    """fp16, bf16, auto or fp32 as the config asks; runtime when an option or variable decides."""
+    fp16, bf16 = v.get("fp16"), v.get("bf16")
+    if fp16 is None or bf16 is None:
+        return "runtime"
+    if fp16 is True:
+        return "fp16"
+    if bf16 is True:
+        return "bf16"
+    return "auto" if bf16 == "auto" else "fp32"
 
 
 # the launch file of each cluster engine under distributed:, written when the config asks
@@ -570,10 +617,8 @@ def _train(p: Program, job: ir.Job) -> None:
     module = tasks.of_job(job)
     fmt = data_format(job)
     quant = v.get("quantization")
-    precision = "bf16" if v.get("bf16") else "fp16" if v.get("fp16") else "no"
-    compute = v.get("bnb_4bit_compute_dtype") or {"bf16": "bfloat16", "fp16": "float16"}.get(
-        precision, "float32"
-    )
+    precision = precision_choice(v)
+    compute = v.get("bnb_4bit_compute_dtype")
     optim = str(v.get("optimizer", "adamw_torch"))
     report = v.get("report_to")
     p.train = Train(
@@ -582,8 +627,13 @@ def _train(p: Program, job: ir.Job) -> None:
         lora="lora_r" in f,
         quantization=quant,
         quant_type=QUANT_TYPES.get(str(quant)),
-        compute_dtype=TORCH_DTYPES[compute],
+        compute_dtype=TORCH_DTYPES[compute] if compute else None,
         precision=precision,
+        attention=attention_package(v.get("attn_implementation")),
+        attention_runtime=_runtime(p, "attn_implementation"),
+        tf32=v.get("tf32") is not None or _runtime(p, "tf32"),
+        model_option=isinstance(f.get("model"), ir.Lit)
+        and not any("--model" in o.flags for o in p.options),
         optim=optim,
         train_source=_dataset_source(p, f.get("dataset")),
         eval_source=_dataset_source(p, f.get("eval_dataset")),
@@ -617,6 +667,11 @@ def _run_extras(job: ir.Job) -> dict[str, Any]:
     }
 
 
+def _runtime(p: Program, name: str) -> bool:
+    """Whether an option or an environment variable sets this setting at start-up."""
+    return p.ref.get(name) in {s.const for s in p.runtime}
+
+
 def _launch(p: Program, job: ir.Job | None) -> None:
     dist = dict(ir.lit(job.fields["distributed"]) or {}) if job else {}
     strategy = dist.get("strategy", "auto")
@@ -627,7 +682,9 @@ def _launch(p: Program, job: ir.Job | None) -> None:
         num_machines=dist.get("num_machines", 1),
         zero_stage=dist.get("zero_stage"),
         offload=bool(dist.get("offload")),
-        precision=p.train.precision if p.train else "no",
+        # with bf16: auto the program decides, and TrainingArguments' bf16 / fp16 override this
+        precision={"fp16": "fp16", "bf16": "bf16"}.get(p.train.precision if p.train else "", "no"),
+        state_dict_type=dist.get("state_dict_type", "sharded"),
         distributed_type={
             # auto: one process here; launch.sh adds --multi_gpu where it starts more
             "auto": "NO",
@@ -660,7 +717,7 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
         p.resources = _resources(trainer)
     needed = {"argparse", "json", "sys"}
     if trainer is not None:
-        needed |= {"os", "signal"}
+        needed |= {"datetime", "os", "signal"}
         needed.update(tasks.of_job(trainer).IMPORTS)
         if p.train and (p.train.evals_per_epoch or p.train.saves_per_epoch):
             needed.add("math")

@@ -28,6 +28,7 @@ after saving a checkpoint (continue with --resume).
 """
 
 import argparse
+import datetime
 import json
 import os
 import signal
@@ -39,13 +40,15 @@ import datasets
 MODEL = "./tiny-model"  # Base model: hub id or local path.
 MODEL_REVISION = None  # Git revision of the model repository.
 TRUST_REMOTE_CODE = False  # Allow the model repository's own code to run.
-ATTN_IMPLEMENTATION = None  # Attention kernel; null lets transformers choose.
+# Attention kernel; null lets transformers choose; owner/name is a hub kernel.
+ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 # GRPO: the column of prompts: text, or chat turns ({role, content}); every other column reaches the reward functions as a keyword argument.
 PROMPT_COLUMN = "instruction"
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).
 VALIDATION_SPLIT = None
+MAX_SEQ_LENGTH = 512  # Longest sequence in tokens; longer examples are truncated.
 
 # -- GRPO --------------------------------------------------------------------
 REWARD_WEIGHTS = [1.0, 0.5, 1.0]  # GRPO: one weight per reward function (null: each weighs 1.0).
@@ -94,14 +97,20 @@ WARMUP_STEPS = 0  # Linear warm-up steps.
 WEIGHT_DECAY = 0.0  # Decoupled weight decay.
 MAX_GRAD_NORM = 1.0  # Gradient clipping norm.
 GRADIENT_CHECKPOINTING = False  # Recompute activations to save memory.
-FP16 = False  # FP16 mixed precision.
-BF16 = False  # BF16 mixed precision.
+FP16 = False  # FP16 mixed precision (needs a CUDA GPU).
+BF16 = "auto"  # BF16 mixed precision; auto: bf16 where the GPU has it, float32 on a CPU.
+TF32 = None  # TF32 matmuls on Ampere or newer GPUs; null leaves torch's setting.
 SEED = 42  # Random seed.
 
 # -- Speed -------------------------------------------------------------------
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
+# Batch examples of similar length together: far less padding when not packing.
+GROUP_BY_LENGTH = True
+# Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
+DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
+DDP_TIMEOUT = 1800  # Seconds a process waits for the others before failing.
 
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 5  # Log every N steps.
@@ -448,7 +457,7 @@ def load_tokenizer():
     return tokenizer
 
 
-def load_model():
+def load_model(precision):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -457,7 +466,7 @@ def load_model():
         revision=MODEL_REVISION,
         trust_remote_code=TRUST_REMOTE_CODE,
         attn_implementation=ATTN_IMPLEMENTATION,
-        dtype=torch.float32,
+        dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
     )
     return model
 
@@ -478,7 +487,42 @@ def lora_config():
     )
 
 
-def training_config(args, has_eval):
+def choose_precision():
+    """The run's precision on this machine: "bf16", "fp16" or "fp32"."""
+    import torch
+
+    # BF16 = "auto": bf16 where the GPU supports it, float32 on a CPU
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def check_model():
+    """The model must be readable (a folder or a hub id): its config only, no weights."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(
+            MODEL, revision=MODEL_REVISION, trust_remote_code=TRUST_REMOTE_CODE
+        )
+    except (OSError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if os.path.isdir(MODEL):
+            raise DataError(f"cannot read the model folder {MODEL}: {reason}") from None
+        raise DataError(
+            f"model {MODEL!r} is no folder (paths are relative to {os.getcwd()}) and no readable hub model: {reason}"
+        ) from None
+
+
+def preflight(args):
+    """One-line errors before any data or weights are loaded; returns the precision (None for --dry-run)."""
+    global MODEL
+    MODEL = args.model
+    check_model()
+    if args.dry_run:
+        return None  # the data only: what this machine can run does not matter yet
+    return choose_precision()
+
+
+def training_config(args, has_eval, precision):
     """Every argument written out: TRL's own defaults (bf16, gradient checkpointing) are not the config's."""
     import torch
     from trl import GRPOConfig
@@ -495,9 +539,6 @@ def training_config(args, has_eval):
             f"the generation batch ({generation} completions) must hold whole groups of NUM_GENERATIONS = {NUM_GENERATIONS}"
             f" and be a multiple of the global batch ({PER_DEVICE_TRAIN_BATCH_SIZE} x {processes} processes)"
         )
-    fp16 = FP16 and torch.cuda.is_available()
-    if FP16 and not fp16:
-        print("[precision] fp16 needs a CUDA GPU; this run uses float32")
     return GRPOConfig(
         output_dir=args.output_dir,
         seed=SEED,
@@ -518,12 +559,13 @@ def training_config(args, has_eval):
         warmup_steps=WARMUP_STEPS,
         weight_decay=WEIGHT_DECAY,
         max_grad_norm=MAX_GRAD_NORM,
-        bf16=BF16,
-        fp16=fp16,
+        bf16=precision == "bf16",  # from choose_precision()
+        fp16=precision == "fp16",
+        tf32=TF32,  # None: torch's own setting
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
-        train_sampling_strategy="random",
+        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
         use_liger_kernel=USE_LIGER_KERNEL,
         torch_compile=TORCH_COMPILE,
         dataloader_num_workers=DATALOADER_NUM_WORKERS,
@@ -545,6 +587,7 @@ def training_config(args, has_eval):
         enable_jit_checkpoint=False,  # StopOnSignal saves on SIGTERM and SIGINT, and sets the exit status
         disable_tqdm=True,  # training_progress() shows the run: a bar on a terminal, else a line per log
         ddp_find_unused_parameters=False,
+        ddp_timeout=DDP_TIMEOUT,
         # generation: NUM_GENERATIONS completions per prompt
         num_generations=NUM_GENERATIONS,
         num_generations_eval=NUM_GENERATIONS,
@@ -856,6 +899,9 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--model", default=MODEL, help="the base model: a folder or a hub id (default: MODEL)"
+    )
+    parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )
     parser.add_argument(
@@ -883,10 +929,17 @@ def parse_args(argv=None):
 def main(argv=None):
     silence_known_noise()
     args = parse_args(argv)
+    precision = preflight(args)
     import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(
+        cpu=not torch.cuda.is_available(), timeout=datetime.timedelta(seconds=DDP_TIMEOUT)
+    )
+    if state.is_main_process:
+        print(
+            f"[setup] {state.num_processes} process{'es' if state.num_processes > 1 else ''} ({state.distributed_type.value}); precision: {precision or 'none yet (--dry-run)'}"
+        )
     tokenizer = load_tokenizer()
     with state.main_process_first():  # the main process prepares, the others read its cache
         train_data, eval_data = prepare_data(args, tokenizer)
@@ -904,10 +957,12 @@ def main(argv=None):
 
     from trl import GRPOTrainer
 
-    config = training_config(args, eval_data is not None)  # checked before any weights are loaded
+    # checked before any weights are loaded; and under DeepSpeed ZeRO-3 the arguments make
+    # from_pretrained load each process's shard only
+    config = training_config(args, eval_data is not None, precision)
     stopper = StopOnSignal()
     trainer = GRPOTrainer(
-        model=load_model(),
+        model=load_model(precision),
         reward_funcs=rewards,
         args=config,
         train_dataset=train_data,
@@ -916,21 +971,29 @@ def main(argv=None):
         peft_config=lora_config(),
         callbacks=[stopper.callback(), sample_printer()],
     )
+    show_progress(trainer)
     if trainer.is_world_process_zero():
         trainer.model.print_trainable_parameters()
     result = trainer.train(resume_from_checkpoint=resume)
     if stopper.signum is not None:
         print(f"[signal] stopped at step {trainer.state.global_step}; continue with --resume")
         return SIGNAL_EXIT[stopper.signum]
-    metrics = trainer.evaluate() if eval_data is not None else {}
+    metrics = final_evaluation(trainer) if eval_data is not None else {}
     trainer.save_model(args.output_dir)  # the adapter and the tokenizer
     if trainer.is_world_process_zero():
-        write_summary(
+        summary = write_summary(
             trainer,
             result,
             {**metrics, **reward_summary(trainer.state.log_history)},
             args.output_dir,
             resume,
+        )
+        report_done(
+            summary,
+            [
+                ("adapter", args.output_dir),
+                ("summary", os.path.join(args.output_dir, "training_summary.json")),
+            ],
         )
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():

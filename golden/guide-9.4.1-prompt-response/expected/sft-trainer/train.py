@@ -26,6 +26,7 @@ after saving a checkpoint (continue with --resume).
 """
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -38,7 +39,8 @@ import datasets
 MODEL = "./tiny-model"  # Base model: hub id or local path.
 MODEL_REVISION = None  # Git revision of the model repository.
 TRUST_REMOTE_CODE = False  # Allow the model repository's own code to run.
-ATTN_IMPLEMENTATION = None  # Attention kernel; null lets transformers choose.
+# Attention kernel; null lets transformers choose; owner/name is a hub kernel.
+ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 MAX_SEQ_LENGTH = 1024  # Longest sequence in tokens; longer examples are truncated.
@@ -70,8 +72,9 @@ MAX_GRAD_NORM = 1.0  # Gradient clipping norm.
 # NEFTune: noise on the input embeddings in training (null: off; 5 is usual).
 NEFTUNE_NOISE_ALPHA = None
 GRADIENT_CHECKPOINTING = False  # Recompute activations to save memory.
-FP16 = False  # FP16 mixed precision.
-BF16 = False  # BF16 mixed precision.
+FP16 = False  # FP16 mixed precision (needs a CUDA GPU).
+BF16 = "auto"  # BF16 mixed precision; auto: bf16 where the GPU has it, float32 on a CPU.
+TF32 = None  # TF32 matmuls on Ampere or newer GPUs; null leaves torch's setting.
 SEED = 42  # Random seed.
 
 # -- Speed -------------------------------------------------------------------
@@ -84,6 +87,7 @@ TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
 # Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
 DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
+DDP_TIMEOUT = 1800  # Seconds a process waits for the others before failing.
 
 # -- Logging, evaluation and checkpoints -------------------------------------
 LOGGING_STEPS = 10  # Log every N steps.
@@ -407,7 +411,7 @@ def load_tokenizer():
     return tokenizer
 
 
-def load_model():
+def load_model(precision):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -416,19 +420,51 @@ def load_model():
         revision=MODEL_REVISION,
         trust_remote_code=TRUST_REMOTE_CODE,
         attn_implementation=ATTN_IMPLEMENTATION,
-        dtype=torch.float32,
+        dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
     )
     return model
 
 
-def training_config(args, has_eval):
+def choose_precision():
+    """The run's precision on this machine: "bf16", "fp16" or "fp32"."""
+    import torch
+
+    # BF16 = "auto": bf16 where the GPU supports it, float32 on a CPU
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def check_model():
+    """The model must be readable (a folder or a hub id): its config only, no weights."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(
+            MODEL, revision=MODEL_REVISION, trust_remote_code=TRUST_REMOTE_CODE
+        )
+    except (OSError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if os.path.isdir(MODEL):
+            raise DataError(f"cannot read the model folder {MODEL}: {reason}") from None
+        raise DataError(
+            f"model {MODEL!r} is no folder (paths are relative to {os.getcwd()}) and no readable hub model: {reason}"
+        ) from None
+
+
+def preflight(args):
+    """One-line errors before any data or weights are loaded; returns the precision (None for --dry-run)."""
+    global MODEL
+    MODEL = args.model
+    check_model()
+    if args.dry_run:
+        return None  # the data only: what this machine can run does not matter yet
+    return choose_precision()
+
+
+def training_config(args, has_eval, precision):
     """Every argument written out: TRL's own defaults (bf16, gradient checkpointing) are not the config's."""
     import torch
     from trl import SFTConfig
 
-    fp16 = FP16 and torch.cuda.is_available()
-    if FP16 and not fp16:
-        print("[precision] fp16 needs a CUDA GPU; this run uses float32")
     return SFTConfig(
         output_dir=args.output_dir,
         seed=SEED,
@@ -449,8 +485,9 @@ def training_config(args, has_eval):
         warmup_steps=WARMUP_STEPS,
         weight_decay=WEIGHT_DECAY,
         max_grad_norm=MAX_GRAD_NORM,
-        bf16=BF16,
-        fp16=fp16,
+        bf16=precision == "bf16",  # from choose_precision()
+        fp16=precision == "fp16",
+        tf32=TF32,  # None: torch's own setting
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
@@ -476,6 +513,7 @@ def training_config(args, has_eval):
         enable_jit_checkpoint=False,  # StopOnSignal saves on SIGTERM and SIGINT, and sets the exit status
         disable_tqdm=True,  # training_progress() shows the run: a bar on a terminal, else a line per log
         ddp_find_unused_parameters=False,
+        ddp_timeout=DDP_TIMEOUT,
         # data: the rows arrive final (input_ids, labels); TRL only batches them
         # so TRL's own passes (labels, truncation) are skipped
         dataset_kwargs={"skip_prepare_dataset": True},
@@ -776,6 +814,9 @@ def parse_args(argv=None):
         help="a dataset: a .json/.jsonl/.csv/.parquet/.txt file, a save_to_disk folder, a local dataset folder or a hub id",
     )
     parser.add_argument(
+        "--model", default=MODEL, help="the base model: a folder or a hub id (default: MODEL)"
+    )
+    parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
     )
     parser.add_argument(
@@ -827,10 +868,17 @@ def prepare_data(args, tokenizer):
 def main(argv=None):
     silence_known_noise()
     args = parse_args(argv)
+    precision = preflight(args)
     import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(
+        cpu=not torch.cuda.is_available(), timeout=datetime.timedelta(seconds=DDP_TIMEOUT)
+    )
+    if state.is_main_process:
+        print(
+            f"[setup] {state.num_processes} process{'es' if state.num_processes > 1 else ''} ({state.distributed_type.value}); precision: {precision or 'none yet (--dry-run)'}"
+        )
     tokenizer = load_tokenizer()
     with state.main_process_first():  # the main process prepares, the others read its cache
         train_data, eval_data = prepare_data(args, tokenizer)
@@ -847,9 +895,11 @@ def main(argv=None):
     from trl import SFTTrainer
 
     stopper = StopOnSignal()
+    # the arguments before the model: under DeepSpeed ZeRO-3 they make from_pretrained load each process's shard only
+    training_args = training_config(args, eval_data is not None, precision)
     trainer = SFTTrainer(
-        model=load_model(),
-        args=training_config(args, eval_data is not None),
+        model=load_model(precision),
+        args=training_args,
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
