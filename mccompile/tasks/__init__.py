@@ -21,10 +21,10 @@ from types import ModuleType
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import classification, sft
+from mccompile.tasks import classification, dpo, sft
 
 DEFAULT = "sft"
-_MODULES: tuple[ModuleType, ...] = (sft, classification)
+_MODULES: tuple[ModuleType, ...] = (sft, classification, dpo)
 REGISTRY: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
 
 
