@@ -332,3 +332,35 @@ def test_bad_pairs_stop_before_weights(
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- KTO ---------------------------------------------------------------------------
+
+
+def test_kto_on_unpaired_chat_rows(tmp_path: Path, tiny_chat_model: Path) -> None:
+    data = shared("kto_en_demo.json")
+    out_dir = tmp_path / "run"
+    rows = [147, 119, 40, 221, 222, 41, 49, 230]  # short ones, desirable and undesirable
+    config = demo_config(data, rows, trainer(tiny_chat_model, out_dir, "kto", peft_adapter="lora"))
+    program = build(tmp_path, config) / "train" / "train.py"
+    text = program.read_text()
+    assert 'train_sampling_strategy="sequential"' in text
+    assert "train_data.shuffle(seed=SEED)" in text
+    dry = ok(run(program, "--dry-run", cwd=tmp_path)).stdout
+    assert "format: messages" in dry
+    assert "desirable" in dry and "[completion]" in dry
+    ok(run(program, "--max-steps", "2", cwd=tmp_path))
+    s = summary(out_dir)
+    assert s["global_step"] == 2
+    assert isinstance(s["train_kl"], float)
+    assert any("rewards/chosen" in e or "rewards/rejected" in e for e in s["log_history"])
+
+
+def test_kto_label_must_be_true_or_false(tmp_path: Path, tiny_model: Path) -> None:
+    rows = [{"prompt": "q", "completion": "a", "label": "yes"}]
+    data = jsonl(tmp_path / "rows.jsonl", rows)
+    config = "components:\n" + trainer(tiny_model, tmp_path / "run", "kto", max_seq_length=64)
+    program = build(tmp_path, config) / "trainer" / "train.py"
+    result = run(program, "--dataset", str(data), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "training row 0: the label (column 'label') must be true or false" in result.stderr
