@@ -681,8 +681,8 @@ def main(argv=None):
     with state.main_process_first():  # the main process prepares, the others read its cache
         train_data, eval_data = prepare_data(args, tokenizer)
     if args.dry_run:
-        for index, pair in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
-            show_pair(pair, tokenizer, index)
+        for index, example in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
+            show_pair(example, tokenizer, index)
         print("[dry-run] the data is ready; no weights were loaded")
         return 0
     resume = resume_point(args)
@@ -723,7 +723,7 @@ def main(argv=None):
         return SIGNAL_EXIT[stopper.signum]
     metrics = (
         trainer.evaluate() if eval_data is not None else {}
-    )  # eval_rewards/accuracies and the rest
+    )  # eval_loss, eval_rewards/... and the rest
     metrics.update(last_logged(trainer.state.log_history, REWARD_METRICS))
     trainer.save_model(args.output_dir)  # the adapter and the tokenizer
     if trainer.is_world_process_zero():
