@@ -55,6 +55,7 @@ REQUIREMENTS: dict[str, str] = {
     "comet_ml": "comet_ml>=3.40",
     "clearml": "clearml>=1.16",
     "trackio": "trackio>=0.2",
+    "pandas": "pandas>=2.0",
 }
 SCHEDULER_KWARGS: dict[str, dict[str, Any]] = {
     "cosine_with_min_lr": {"min_lr_rate": 0.1},

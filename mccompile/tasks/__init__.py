@@ -21,10 +21,10 @@ from types import ModuleType
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import classification, dpo, kto, sft
+from mccompile.tasks import classification, dpo, kto, orpo, reward, sft
 
 DEFAULT = "sft"
-_MODULES: tuple[ModuleType, ...] = (sft, classification, dpo, kto)
+_MODULES: tuple[ModuleType, ...] = (sft, classification, dpo, kto, orpo, reward)
 REGISTRY: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -364,3 +365,43 @@ def test_kto_label_must_be_true_or_false(tmp_path: Path, tiny_model: Path) -> No
     result = run(program, "--dataset", str(data), "--dry-run", cwd=tmp_path)
     assert result.returncode == 2
     assert "training row 0: the label (column 'label') must be true or false" in result.stderr
+
+
+# -- ORPO and reward models --------------------------------------------------------
+
+
+def test_orpo_with_lora_on_sharegpt_pairs(tmp_path: Path, tiny_chat_model: Path) -> None:
+    data = shared("dpo_en_demo.json")
+    out_dir = tmp_path / "run"
+    # 144's prompt is short; 172's multi-turn prompt fills 256 tokens and is dropped
+    fields = {"peft_adapter": "lora", "max_seq_length": 256, "per_device_train_batch_size": 2}
+    config = demo_config(
+        data, [134, 80, 144, 172], trainer(tiny_chat_model, out_dir, "orpo", **fields)
+    )
+    program = build(tmp_path, config) / "train" / "train.py"
+    assert "from trl.experimental.orpo import ORPOTrainer" in program.read_text()
+    result = ok(run(program, "--max-steps", "1", cwd=tmp_path))
+    assert "pairs whose prompt alone fills MAX_SEQ_LENGTH" in result.stdout
+    s = summary(out_dir)
+    assert s["global_step"] == 1
+    assert_rewards(s)
+    assert not any(math.isnan(v) for k, v in s.items() if k.startswith("train_rewards"))
+    requirements = (program.parent / "requirements.txt").read_text()
+    assert "trl>=" in requirements and "pandas>=" in requirements
+
+
+def test_reward_model_reports_pairwise_accuracy(tmp_path: Path, tiny_model: Path) -> None:
+    data = jsonl(tmp_path / "pairs.jsonl", learnable_pairs(8))
+    out_dir = tmp_path / "run"
+    config = "components:\n" + trainer(
+        tiny_model, out_dir, "reward", peft_adapter="lora", max_seq_length=64, validation_split=4
+    )
+    program = build(tmp_path, config) / "trainer" / "train.py"
+    ok(run(program, "--dataset", str(data), "--max-steps", "2", cwd=tmp_path))
+    s = summary(out_dir)
+    assert s["global_step"] == 2
+    assert 0.0 <= s["eval_accuracy"] <= 1.0
+    assert isinstance(s["train_accuracy"], float) and isinstance(s["train_margin"], float)
+    adapter = json.loads((out_dir / "adapter_config.json").read_text())
+    assert adapter["task_type"] == "SEQ_CLS"
+    assert "score" in (adapter.get("modules_to_save") or [])
