@@ -21,3 +21,7 @@ def task_fields(task: str) -> tuple[str, ...]:
     from mccompile import schema
 
     return tuple(schema.task_fields(task))
+
+
+SFT_FIELDS = task_fields("sft")
+CLASSIFICATION_FIELDS = task_fields("classification")
