@@ -405,3 +405,25 @@ def test_reward_model_reports_pairwise_accuracy(tmp_path: Path, tiny_model: Path
     adapter = json.loads((out_dir / "adapter_config.json").read_text())
     assert adapter["task_type"] == "SEQ_CLS"
     assert "score" in (adapter.get("modules_to_save") or [])
+
+
+def test_shared_leading_turns_are_the_prompt(tmp_path: Path, tiny_chat_model: Path) -> None:
+    def turns(answer: str) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": answer},
+        ]
+
+    rows = [{"chosen": turns("Paris."), "rejected": turns("Lyon, I think.")}] * 2
+    data = jsonl(tmp_path / "pairs.jsonl", rows)
+    config = "components:\n" + trainer(tiny_chat_model, tmp_path / "run", "dpo", max_seq_length=64)
+    program = build(tmp_path, config) / "trainer" / "train.py"
+    dry = ok(run(program, "--dataset", str(data), "--dry-run", cwd=tmp_path)).stdout
+    assert "prompt the turns chosen and rejected share" in dry
+    pair = dry.split("--- pair 0")[1].split("--- pair 1")[0]
+    prompt, rest = pair.split("[prompt]\n")[1].split("[chosen]\n")
+    chosen, rejected = rest.split("[rejected]\n")
+    assert "<|system|>\nBe brief." in prompt and prompt.rstrip().endswith("<|assistant|>")
+    assert chosen.startswith("Paris.") and "France" not in chosen
+    assert rejected.startswith("Lyon, I think.")
