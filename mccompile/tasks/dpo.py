@@ -114,14 +114,17 @@ class DPOProgram:
 
     name: str
     reference_code: str  # the trainer's ref_model
-    reference: str  # what serves as the reference, in words (a comment in the program)
+    reference: tuple[str, ...]  # what serves as the reference: comment lines in the program
     loads_reference: bool  # the program defines load_reference_model
 
 
 def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]) -> DPOProgram:
     code, words = pref.reference_code(job, values)
     return DPOProgram(
-        name=NAME, reference_code=code, reference=words, loads_reference=code != "None"
+        name=NAME,
+        reference_code=code,
+        reference=pref.reference_lines(words),
+        loads_reference=code != "None",
     )
 
 

@@ -102,7 +102,7 @@ class KTOProgram:
 
     name: str
     reference_code: str  # the trainer's ref_model
-    reference: str  # what serves as the reference, in words (a comment in the program)
+    reference: tuple[str, ...]  # what serves as the reference: comment lines in the program
     loads_reference: bool  # the program defines load_reference_model
     sequential: bool  # the KL term needs the rows in a fixed order
 
@@ -112,7 +112,7 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
     return KTOProgram(
         name=NAME,
         reference_code=code,
-        reference=words,
+        reference=pref.reference_lines(words),
         loads_reference=code != "None",
         sequential=values.get("loss_type") != "apo_zero_unpaired",
     )

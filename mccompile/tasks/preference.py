@@ -5,6 +5,7 @@ Not a task: the task modules take their pieces from here.
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from mccompile import ir
@@ -94,6 +95,11 @@ def check_no_length_groups(c: Checker, job: ir.Job, where: Where) -> None:
             f"group_by_length has no effect on task: {task} (its rows hold several sequences)",
             where("group_by_length"),
         )
+
+
+def reference_lines(words: str) -> tuple[str, ...]:
+    """What serves as the reference, as comment lines."""
+    return tuple(textwrap.wrap("the reference: " + words, 80))
 
 
 def reference_code(job: ir.Job, values: Any) -> tuple[str, str]:

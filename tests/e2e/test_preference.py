@@ -142,12 +142,14 @@ def test_dpo_qlora_nf4_on_chinese_pairs(tmp_path: Path, tiny_model: Path) -> Non
         "quantization": "nf4",
         "bnb_4bit_compute_dtype": "float32",
         "max_seq_length": 512,
+        "precompute_ref_log_probs": True,
     }
     config = demo_config(data, [193, 79, 107, 288], trainer(tiny_model, out_dir, "dpo", **fields))
     program = build(tmp_path, config) / "train" / "train.py"
     result = ok(run(program, "--max-steps", "1", cwd=tmp_path))
     # no chat template: the plain format
     assert "in the plain format (no chat template)" in result.stdout
+    assert "PRECOMPUTE_REF_LOG_PROBS = True" in program.read_text()
     assert summary(out_dir)["global_step"] == 1
     assert (out_dir / "adapter_model.safetensors").is_file()
 
