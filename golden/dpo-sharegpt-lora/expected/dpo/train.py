@@ -190,7 +190,7 @@ def load_local(loader, data_files, data_dir, split, fraction, shuffle, seed, cac
     return take_fraction(dataset, fraction, shuffle, seed)
 
 
-# -- Data: preference pairs -------------------------------------------------------
+# -- Data: preference pairs -----------------------------------------------------
 
 
 def detect_format(columns):
@@ -695,7 +695,8 @@ def main(argv=None):
     stopper = StopOnSignal()
     trainer = DPOTrainer(
         model=load_model(),
-        # the reference: the base model with the adapter switched off: the policy's own weights serve, so no second copy is kept in memory
+        # the reference: the base model with the adapter switched off: the policy's own
+        # weights serve, so no second copy is kept in memory
         ref_model=None,
         args=training_config(
             args, eval_data is not None, progress(train_data, "", DATASET_NUM_PROC).get("num_proc")

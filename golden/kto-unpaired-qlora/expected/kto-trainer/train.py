@@ -198,7 +198,7 @@ def open_dataset(source):
         ) from error
 
 
-# -- Data: unpaired examples (prompt, completion, label) ------------------------------
+# -- Data: unpaired examples (prompt, completion, label) ------------------------
 
 
 def example_columns(fmt):
@@ -685,7 +685,8 @@ def main(argv=None):
     stopper = StopOnSignal()
     trainer = KTOTrainer(
         model=load_model(),
-        # the reference: the base model with the adapter switched off: the policy's own weights serve, so no second copy is kept in memory
+        # the reference: the base model with the adapter switched off: the policy's own
+        # weights serve, so no second copy is kept in memory
         ref_model=None,
         args=training_config(
             args, eval_data is not None, progress(train_data, "", DATASET_NUM_PROC).get("num_proc")

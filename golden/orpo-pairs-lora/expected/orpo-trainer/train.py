@@ -197,7 +197,7 @@ def open_dataset(source):
         ) from error
 
 
-# -- Data: preference pairs -------------------------------------------------------
+# -- Data: preference pairs -----------------------------------------------------
 
 
 def pair_columns(fmt, columns):

@@ -179,7 +179,7 @@ def open_dataset(source):
         ) from error
 
 
-# -- Data: preference pairs -------------------------------------------------------
+# -- Data: preference pairs -----------------------------------------------------
 
 
 def detect_format(columns):
