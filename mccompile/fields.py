@@ -16,14 +16,7 @@ LORA_FIELDS = (
 BNB4_FIELDS = ("bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant")
 
 
-def task_fields(task: str) -> tuple[str, ...]:
-    """The keys only ``task`` reads (its schema fragment)."""
-    from mccompile import schema
-
-    return tuple(schema.task_fields(task))
-
-
-# how conversations become text, and the tokenizer's tokens (SFT)
+# how conversations become text, and the tokenizer's tokens (tasks/conversation.py)
 CHAT_FIELDS = (
     "chat_template",
     "message_fields",

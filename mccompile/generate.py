@@ -60,6 +60,7 @@ REQUIREMENTS: dict[str, str] = {
     "flash-attn": "flash-attn>=2.3.3",
     "flash-attn-3": "flash-attn-3",
     "kernels": "kernels>=0.18.2,<0.19",
+    "pandas": "pandas>=2.0",
 }
 # attention kernel -> (the package it needs, the module that package provides)
 ATTENTION_PACKAGES: dict[str, tuple[str, str]] = {

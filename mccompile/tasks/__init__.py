@@ -23,10 +23,10 @@ from types import ModuleType
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import classification, grpo, sft
+from mccompile.tasks import classification, dpo, grpo, kto, orpo, reward, sft
 
 DEFAULT = "sft"
-_MODULES: tuple[ModuleType, ...] = (sft, classification, grpo)
+_MODULES: tuple[ModuleType, ...] = (sft, classification, dpo, kto, orpo, reward, grpo)
 REGISTRY: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
 
 
