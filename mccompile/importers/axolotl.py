@@ -178,6 +178,7 @@ def import_config(peer: Peer) -> Output:
         trainer.set("use_liger_kernel", True, peer.src("plugins") + ": LigerPlugin")
         if len(plugins) == 1:
             peer.used.add("plugins")
+    peer.keep_task_keys(trainer)
     unset = peer.rest(REASONS, trainer)
     trainer.notes += peer.not_imported
     if unset:

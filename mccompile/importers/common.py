@@ -221,6 +221,25 @@ class Peer:
             return float(value) if int not in kinds else value
         return value
 
+    def keep_task_keys(self, trainer: Block) -> None:
+        """Drop the settings the trainer's task does not read (a warning and a note each)."""
+        from mccompile import schema
+
+        task = trainer.get("task") or "sft"
+        known = schema.trainer_fields(str(task))
+        for entry in [e for e in trainer.entries if e.key not in known]:
+            trainer.entries.remove(entry)
+            why = f"task: {task} does not read {entry.key} (it applies to other tasks)"
+            source = entry.comment.split(":", 1)[1].split("(")[0].strip() if entry.comment else ""
+            path: tuple[str | int, ...] = (source,) if source in self.data else ()
+            self.diags.warning(
+                "import-dropped",
+                f"{self.name} setting '{entry.key}: {short(entry.value)}' is not imported: {why}",
+                path,
+                self.doc.kpos(path) if path else None,
+            )
+            trainer.notes.append(f"not imported: {entry.key}: {short(entry.value)} ({why})")
+
     def invalid_keys(self) -> set[str]:
         return {str(d.path[0]) for d in self.diags.items if d.code == "import-invalid" and d.path}
 

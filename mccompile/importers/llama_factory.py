@@ -208,6 +208,7 @@ def import_config(peer: Peer) -> Output:
     _method(peer, trainer)
     _training(peer, trainer)
     ops = _workflow(peer, out, loaders, evals)
+    peer.keep_task_keys(trainer)
     unset = peer.rest(REASONS, trainer)
     trainer.notes += peer.not_imported
     if unset:
