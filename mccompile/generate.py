@@ -483,17 +483,11 @@ def _settings(p: Program, job: ir.Job) -> None:
 def setting_groups(task: Any) -> list[tuple[str, list[str]]]:
     """The settings block's groups: the common ones, with the task's keys in them.
 
-    A task's group orders the common group of that name (common keys it does not list follow
-    its own); its other groups follow Data.
+    A task's group replaces the common group of that name (it lists every key of that group
+    its programs read); its other groups follow Data.
     """
     own: dict[str, list[str]] = task.SETTING_GROUPS
-
-    def merged(title: str, names: list[str]) -> list[str]:
-        if title not in own:
-            return names
-        return own[title] + [name for name in names if name not in own[title]]
-
-    out = [(title, merged(title, names)) for title, names in SETTING_GROUPS]
+    out = [(title, own.get(title, names)) for title, names in SETTING_GROUPS]
     extra = [(title, names) for title, names in own.items() if title not in dict(SETTING_GROUPS)]
     at = next(i for i, (title, _) in enumerate(out) if title == "Data") + 1
     return out[:at] + extra + out[at:]

@@ -22,7 +22,10 @@ def test_task_module_is_complete(name: str) -> None:
     assert (ROOT / "templates" / module.TEMPLATE).is_file()
     for field in module.FIELDS.values():
         assert field["description"] and "default" in field
-    grouped = {key for names in module.SETTING_GROUPS.values() for key in names}
+    from mccompile.generate import setting_groups
+
+    grouped = {key for _, names in setting_groups(module) for key in names}
+    grouped |= set(getattr(module, "NOT_SETTINGS", ()))
     assert set(module.FIELDS) <= grouped, set(module.FIELDS) - grouped
     for check in (module.data_format, module.hidden, module.check, module.program_model):
         assert callable(check)

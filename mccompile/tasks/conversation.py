@@ -11,7 +11,7 @@ from typing import Any
 FIELDS: dict[str, Any] = {
     "chat_template": {
         "description": (
-            "SFT: how conversations become text: tokenizer (its own template; the plain format "
+            "How conversations become text: tokenizer (its own template; the plain format "
             "when it has none), plain, a built-in (alpaca, chatml, gemma3, llama3, mistral, "
             "qwen3), a .jinja file (relative to the config) or inline Jinja text."
         ),

@@ -80,6 +80,7 @@ FIELDS: dict[str, Any] = {
 }
 
 SETTING_GROUPS: dict[str, list[str]] = {
+    "Chat format": pref.CHAT_GROUP,
     "Data": [
         "max_seq_length",
         "prompt_column",

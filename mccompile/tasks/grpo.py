@@ -185,6 +185,9 @@ FIELDS: dict[str, Any] = {
     ),
 }
 
+# keys that are code of the program (reward_functions()), not a constant of its settings block
+NOT_SETTINGS = ("reward_functions",)
+
 SETTING_GROUPS: dict[str, list[str]] = {
     "Data": ["prompt_column", "validation_split"],
     "GRPO": [
@@ -203,7 +206,13 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "vllm_mode",
     ],
     # no group_by_length: GRPO's sampler repeats each prompt num_generations times
-    "Speed": ["use_liger_kernel", "torch_compile", "dataloader_num_workers"],
+    "Speed": [
+        "use_liger_kernel",
+        "torch_compile",
+        "dataloader_num_workers",
+        "dataset_num_proc",
+        "ddp_timeout",
+    ],
 }
 
 

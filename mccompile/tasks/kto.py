@@ -22,6 +22,7 @@ IMPORTS: tuple[str, ...] = ()
 LOSS_TYPES = ("kto", "apo_zero_unpaired")
 
 FIELDS: dict[str, Any] = {
+    **pref.CHAT_FIELDS,
     "prompt_column": text_field(
         "KTO: the prompt column (text or chat turns, with completion_column); null: detected"
         " (prompt, or the turns of messages before the last answer)."
@@ -59,6 +60,7 @@ FIELDS: dict[str, Any] = {
 }
 
 SETTING_GROUPS: dict[str, list[str]] = {
+    "Chat format": pref.CHAT_GROUP,
     "Data": [
         "max_seq_length",
         "prompt_column",

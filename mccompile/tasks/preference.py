@@ -9,12 +9,18 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 from mccompile import ir
+from mccompile.tasks import conversation
 from mccompile.tasks.base import is_null, is_set, number_field, text_field, value
 
 if TYPE_CHECKING:
     from mccompile.checks import Checker, Where
 
+# how chat turns become text: the tokenizer's template, plain, a built-in, a file or Jinja
+CHAT_FIELDS: dict[str, Any] = {"chat_template": conversation.FIELDS["chat_template"]}
+CHAT_GROUP = ["chat_template"]
+
 PAIR_FIELDS: dict[str, Any] = {
+    **CHAT_FIELDS,
     "prompt_column": text_field(
         "Preference pairs: the prompt column (text or chat turns); null: detected from the"
         " columns (prompt, or the turns chosen and rejected share)."
@@ -29,7 +35,13 @@ PAIR_FIELDS: dict[str, Any] = {
 
 
 # the Speed group without group_by_length: a preference row holds several sequences
-SPEED_SETTINGS = ["use_liger_kernel", "torch_compile", "dataloader_num_workers"]
+SPEED_SETTINGS = [
+    "use_liger_kernel",
+    "torch_compile",
+    "dataloader_num_workers",
+    "dataset_num_proc",
+    "ddp_timeout",
+]
 
 
 def beta_field(description: str) -> dict[str, Any]:

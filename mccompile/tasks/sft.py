@@ -73,6 +73,7 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "torch_compile",
         "dataloader_num_workers",
         "dataset_num_proc",
+        "ddp_timeout",
     ],
 }
 

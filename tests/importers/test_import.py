@@ -5,11 +5,9 @@ repository, path and commit). Every import is run through the real command line:
 warnings are asserted by key and line, the result is validated and built, and `plan`
 shows the peer's values.
 
-Some imports use keys that other parts of the language bring (task dpo, chat_template,
-special_tokens, bf16: auto, tf32, ddp_timeout, distributed.state_dict_type). Where the
-schema here does not have them yet, the validate and build tests are expected to fail
-(xfail) with the missing keys named; the same configs with those lines taken out are
-validated, built and planned now.
+The imports use keys of every part of the language (task dpo, chat_template,
+special_tokens, bf16: auto, tf32, ddp_timeout, distributed.state_dict_type); a test fails
+when the importer writes a key the schema does not have.
 """
 
 from __future__ import annotations
@@ -159,13 +157,6 @@ def _missing(text: str) -> list[str]:
     return missing
 
 
-def _without_pending(text: str) -> str:
-    """The config with the pending keys' lines taken out (bf16: auto made true)."""
-    keys = "|".join(PENDING_KEYS)
-    text = re.sub(rf"^\s+(?:{keys}):.*\n", "", text, flags=re.M)
-    return re.sub(r"^(\s+)bf16: auto", r"\1bf16: true", text, flags=re.M)
-
-
 @pytest.mark.parametrize(("peer", "name"), CASES, ids=IDS)
 def test_import_warns_at_each_key_without_a_counterpart(
     tmp_path: Path, peer: str, name: str
@@ -206,21 +197,7 @@ def _validate_and_build(config: Path, out: Path) -> None:
 @pytest.mark.parametrize(("peer", "name"), CASES, ids=IDS)
 def test_imported_config_validates_and_builds(tmp_path: Path, peer: str, name: str) -> None:
     config, _ = _import(tmp_path, peer, name)
-    missing = _missing(config.read_text(encoding="utf-8"))
-    if missing:
-        pytest.xfail("needs " + ", ".join(missing) + " (not merged here yet)")
-    _validate_and_build(config, tmp_path / "out")
-
-
-@pytest.mark.parametrize(("peer", "name"), CASES, ids=IDS)
-def test_imported_config_without_pending_keys_validates_and_builds(
-    tmp_path: Path, peer: str, name: str
-) -> None:
-    config, _ = _import(tmp_path, peer, name)
-    text = config.read_text(encoding="utf-8")
-    if any(m.startswith("task:") for m in _missing(text)):
-        pytest.xfail("needs " + ", ".join(_missing(text)) + " (not merged here yet)")
-    config.write_text(_without_pending(text), encoding="utf-8")
+    assert not _missing(config.read_text(encoding="utf-8"))
     _validate_and_build(config, tmp_path / "out")
 
 
@@ -234,7 +211,7 @@ def test_plan_of_an_axolotl_import_shows_the_peer_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, _ = _import(tmp_path, "axolotl", "qlora-1b.yml")
-    config.write_text(_without_pending(config.read_text(encoding="utf-8")), encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
     plan = _plan(config, capsys)
     _assert_plan(
         plan,
@@ -275,7 +252,7 @@ def test_plan_of_a_llama_factory_import_shows_the_peer_values(
     text = config.read_text(encoding="utf-8")
     assert "strategy: deepspeed" in text and "zero_stage: 3" in text
     assert "ds_z3_config.json not found beside the file; by its shipped name" in text
-    config.write_text(_without_pending(text), encoding="utf-8")
+    config.write_text(text, encoding="utf-8")
     plan = _plan(config, capsys)
     _assert_plan(
         plan,

@@ -11,7 +11,7 @@ import pytest
 
 from mccompile.cli import main
 from tests.e2e.helpers import ok, run, shared, summary
-from tests.importers.test_import import PEERS, _without_pending
+from tests.importers.test_import import PEERS
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def test_imported_llama_factory_sft_example_trains_on_its_demo_data(
     config = tmp_path / "config.yaml"
     peer = PEERS / "llama-factory" / "llama3_lora_sft.yaml"
     assert main(["import", "llama-factory", str(peer), "-o", str(config)]) == 0
-    text = _without_pending(config.read_text(encoding="utf-8"))
+    text = config.read_text(encoding="utf-8")
     # the tiny model instead of Llama 3 8B; fp32 on the CPU; short sequences; 24 rows a file
     text = text.replace('split: "train[:1000]"', 'split: "train[:24]"')
     text = re.sub(r"^(    model:) .*$", rf"\1 {tiny_model}", text, flags=re.M)

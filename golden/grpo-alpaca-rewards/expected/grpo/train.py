@@ -48,7 +48,6 @@ ATTN_IMPLEMENTATION = None
 PROMPT_COLUMN = "instruction"
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).
 VALIDATION_SPLIT = None
-MAX_SEQ_LENGTH = 512  # Longest sequence in tokens; longer examples are truncated.
 
 # -- GRPO --------------------------------------------------------------------
 REWARD_WEIGHTS = [1.0, 0.5, 1.0]  # GRPO: one weight per reward function (null: each weighs 1.0).
@@ -106,8 +105,6 @@ SEED = 42  # Random seed.
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
-# Batch examples of similar length together: far less padding when not packing.
-GROUP_BY_LENGTH = True
 # Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
 DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
 DDP_TIMEOUT = 1800  # Seconds a process waits for the others before failing.
@@ -565,7 +562,7 @@ def training_config(args, has_eval, precision):
         activation_checkpointing=GRADIENT_CHECKPOINTING,
         activation_checkpointing_kwargs={"use_reentrant": False},
         use_cpu=not torch.cuda.is_available(),  # without it, CPU processes would not form one DDP group
-        train_sampling_strategy="group_by_length" if GROUP_BY_LENGTH else "random",
+        train_sampling_strategy="random",
         use_liger_kernel=USE_LIGER_KERNEL,
         torch_compile=TORCH_COMPILE,
         dataloader_num_workers=DATALOADER_NUM_WORKERS,

@@ -102,8 +102,6 @@ SEED = 42  # Random seed.
 USE_LIGER_KERNEL = False  # Liger's fused Triton kernels (GPU; needs liger-kernel).
 TORCH_COMPILE = False  # Compile the model with torch.compile.
 DATALOADER_NUM_WORKERS = 0  # Worker processes that feed batches (0: the main process).
-# Batch examples of similar length together: far less padding when not packing.
-GROUP_BY_LENGTH = True
 # Tokenizing processes, for 2,000 rows or more (auto: half the cores, 1-8).
 DATASET_NUM_PROC = max(1, min(8, (os.cpu_count() or 1) // 2))
 DDP_TIMEOUT = 1800  # Seconds a process waits for the others before failing.
