@@ -191,7 +191,7 @@ def test_sigterm_saves_and_resume_finishes(tmp_path: Path, tiny_model: Path) -> 
     assert process.stdout is not None
     deadline = time.monotonic() + 240
     for line in process.stdout:
-        if line.startswith("{'loss'"):
+        if line.startswith("step "):
             process.send_signal(signal.SIGTERM)
             break
         assert time.monotonic() < deadline
@@ -232,7 +232,9 @@ def test_training_config_lets_no_trl_default_leak(tmp_path: Path, tiny_model: Pa
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.training_config(module.parse_args(["--output-dir", str(tmp_path / "o")]), False)
+    config = module.training_config(
+        module.parse_args(["--output-dir", str(tmp_path / "o")]), False, "fp32"
+    )
     assert config.bf16 is False and config.fp16 is False
     assert config.activation_checkpointing is False and config.gradient_checkpointing is False
     assert config.learning_rate == 1e-3  # the config's, not GRPO's 1e-6

@@ -128,7 +128,7 @@ def test_sigterm_to_launch_sh_exits_143(tmp_path: Path, tiny_model: Path) -> Non
     assert process.stdout is not None
     deadline = time.monotonic() + 240
     for line in process.stdout:
-        if line.startswith("{'loss'"):
+        if line.startswith("step "):
             process.send_signal(signal.SIGTERM)  # launch.sh execs the launcher: same PID
             break
         assert time.monotonic() < deadline

@@ -37,6 +37,7 @@ PATH_LINE = re.compile(r"^  (adapter|model|merged|summary|loss plot):\s+(\S.*)$"
 # every other line a run may print: its own reports, and named progress bars
 OTHER_LINES = [
     re.compile(r"^\[(data|resume)\] "),
+    re.compile(r"^\[setup\] 1 process \(NO\); precision: fp32$"),
     re.compile(r"^trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%: [\d.]+$"),
     re.compile(r"^[A-Za-z][\w ]+: +(\d+%\||\d+ examples \[)"),  # a progress bar with a name
 ]
@@ -178,8 +179,8 @@ def test_loss_on_response_tokens_only(tmp_path: Path, tiny_model: Path, packing:
     from trl import SFTTrainer
 
     trainer = SFTTrainer(
-        model=module.load_model(),
-        args=module.training_config(args, True),
+        model=module.load_model("fp32"),
+        args=module.training_config(args, True, "fp32"),
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,

@@ -588,7 +588,19 @@ def scientific(value):
 
 def eval_figures(metrics):
     """The evaluation's headline figures, from its metrics (eval_loss, ...)."""
-    return f"loss {metrics['eval_loss']:.3f}  accuracy {metrics['eval_accuracy']:.3f}  macro-F1 {metrics['eval_macro_f1']:.3f}"
+    names = {
+        "eval_loss": "loss",
+        "eval_rewards/accuracies": "reward accuracy",
+        "eval_rewards/margins": "margin",
+        "eval_accuracy": "accuracy",
+        "eval_margin": "margin",
+        "eval_reward": "reward",
+    }
+    return "  ".join(
+        f"{name} {metrics[key]:.3f}"
+        for key, name in names.items()
+        if isinstance(metrics.get(key), (int, float))
+    )
 
 
 def training_progress():
@@ -747,6 +759,27 @@ class StopOnSignal:
         return self.signum is not None
 
 
+def main_process_first(state, work):
+    """work() on the main process first, then on the others (they read its cache); a DataError
+    on the main process stops every process, the others without a message of their own."""
+    import torch
+
+    failure, result = None, None
+    if state.is_main_process:
+        try:
+            result = work()
+        except DataError as error:
+            failure = error
+    if state.num_processes > 1:
+        failed = torch.tensor([int(failure is not None)], device=state.device)
+        torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
+        if failed.item() and failure is None:
+            sys.exit(2)  # the main process has said why
+    if failure is not None:
+        raise failure
+    return result if state.is_main_process else work()
+
+
 def resume_point(args):
     """The checkpoint to continue from, or None; refuses to overwrite another run's checkpoints."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -901,8 +934,8 @@ def main(argv=None):
             f"[setup] {state.num_processes} process{'es' if state.num_processes > 1 else ''} ({state.distributed_type.value}); precision: {precision or 'none yet (--dry-run)'}"
         )
     tokenizer = load_tokenizer()
-    with state.main_process_first():  # the main process prepares, the others read its cache
-        train_data, eval_data = prepare_data(args, tokenizer)
+    # the main process prepares, the others read its cache
+    train_data, eval_data = main_process_first(state, lambda: prepare_data(args, tokenizer))
     if args.dry_run:
         for index, example in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
             show_pair(example, tokenizer, index)
