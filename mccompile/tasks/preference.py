@@ -130,6 +130,6 @@ def reference_code(job: ir.Job, values: Any) -> tuple[str, str]:
             "the policy itself before its first step: the reference log-probabilities are"
             " computed once, before training, so no second copy is kept"
         )
-    return "load_reference_model(MODEL)", (
+    return "load_reference_model(MODEL, precision)", (
         "a frozen second copy of the base model (full fine-tuning: as much memory as the policy)"
     )

@@ -193,7 +193,7 @@ def test_dpo_full_fine_tuning_with_a_reference_copy(tmp_path: Path, tiny_model: 
     out_dir = tmp_path / "run"
     config = "components:\n" + trainer(tiny_model, out_dir, "dpo", max_seq_length=64)
     program = build(tmp_path, config) / "trainer" / "train.py"
-    assert "ref_model=load_reference_model(MODEL)" in program.read_text()
+    assert "ref_model=load_reference_model(MODEL, precision)" in program.read_text()
     ok(run(program, "--dataset", str(data), "--max-steps", "2", cwd=tmp_path))
     s = summary(out_dir)
     assert s["global_step"] == 2
