@@ -245,6 +245,33 @@ class Train:
     saves_per_epoch: bool
     plot_loss: bool
     push: bool
+    # the literal values (None: not a literal, set at run time), for what the code says
+    evals_per_epoch_count: Any = None
+    saves_per_epoch_count: Any = None
+    save_strategy: Any = "steps"
+    hub_model_id: Any = None
+    plot_always: bool = False  # plot_loss: true (not from an option)
+    push_always: bool = False  # push_to_hub: true (not from an option)
+
+
+@dataclass(frozen=True)
+class Chat:
+    """How conversations become text and what the tokenizer gets (``p.chat``)."""
+
+    template_kind: str = "tokenizer"  # tokenizer, plain, builtin, file or inline
+    template_kwargs: bool = False  # CHAT_TEMPLATE_KWARGS is written
+    special_tokens: bool = False
+    added_tokens: bool = False
+    final_turn: bool = False  # final_turn_column is set
+
+    @property
+    def tokens(self) -> bool:
+        return self.special_tokens or self.added_tokens
+
+    @property
+    def prepares(self) -> bool:
+        """The program sets a template or tokens on the tokenizer."""
+        return self.tokens or self.template_kind != "tokenizer"
 
 
 @dataclass(frozen=True)
@@ -283,6 +310,7 @@ class Program:
     requirements: list[str] = field(default_factory=list)
     env: list[ir.EnvRef] = field(default_factory=list)
     train: Train | None = None
+    chat: Chat = field(default_factory=Chat)
     task: Any = None
     launch: Launch | None = None
     imports: list[str] = field(default_factory=list)
@@ -654,11 +682,21 @@ def _chosen(job: ir.Job, name: str) -> bool:
 
 def _run_extras(job: ir.Job) -> dict[str, Any]:
     """The code a run needs beyond training: per-epoch schedules, the loss plot, the hub push."""
+
+    def literal(name: str, default: Any = None) -> Any:
+        return ir.lit(job.fields[name]) if name in job.fields else default
+
     return {
         "evals_per_epoch": _chosen(job, "evals_per_epoch"),
         "saves_per_epoch": _chosen(job, "saves_per_epoch"),
         "plot_loss": _chosen(job, "plot_loss"),
         "push": _chosen(job, "push_to_hub"),
+        "evals_per_epoch_count": literal("evals_per_epoch"),
+        "saves_per_epoch_count": literal("saves_per_epoch"),
+        "save_strategy": literal("save_strategy", "steps"),
+        "hub_model_id": literal("hub_model_id"),
+        "plot_always": literal("plot_loss") is True,
+        "push_always": literal("push_to_hub") is True,
     }
 
 
@@ -701,6 +739,13 @@ def build_program(config: ir.Config, wf: ir.Workflow) -> Program:
     if trainer is not None:
         _settings(p, trainer)
         _train(p, trainer)
+        p.chat = Chat(
+            template_kind=str(p.value.get("template_kind", "tokenizer")),
+            template_kwargs=bool(p.value.get("template_kwargs")),
+            special_tokens=bool(p.value.get("special_tokens")),
+            added_tokens=bool(p.value.get("added_tokens")),
+            final_turn=bool(p.value.get("final_turn_column")),
+        )
     _requirements(p, trainer)
     _launch(p, trainer)
     if trainer is not None:

@@ -66,3 +66,9 @@ def test_programs_read_typed_models(name: str) -> None:
     assert is_dataclass(p.task) and p.task.name == name
     with pytest.raises(FrozenInstanceError):
         p.train.lora = True  # type: ignore[misc]
+
+
+def test_templates_read_the_typed_program_models_only() -> None:
+    """Decisions are made in Python: no template reads the literal values of the settings."""
+    for template in sorted((ROOT / "templates").glob("*.jinja")):
+        assert "p.value" not in template.read_text(encoding="utf-8"), template.name
