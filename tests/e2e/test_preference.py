@@ -429,3 +429,19 @@ def test_shared_leading_turns_are_the_prompt(tmp_path: Path, tiny_chat_model: Pa
     assert "<|system|>\nBe brief." in prompt and prompt.rstrip().endswith("<|assistant|>")
     assert chosen.startswith("Paris.") and "France" not in chosen
     assert rejected.startswith("Lyon, I think.")
+
+
+def test_chat_template_applies_to_preference_pairs(tmp_path: Path, tiny_model: Path) -> None:
+    """chat_template: chatml on a model without a template: the pair's prompt is ChatML."""
+    turns = [{"role": "user", "content": "What is the capital of France?"}]
+    rows = [{"prompt": turns, "chosen": "Paris.", "rejected": "Lyon."}] * 2
+    data = jsonl(tmp_path / "pairs.jsonl", rows)
+    config = "components:\n" + trainer(
+        tiny_model, tmp_path / "run", "dpo", max_seq_length=64, chat_template="chatml"
+    )
+    program = build(tmp_path, config) / "trainer" / "train.py"
+    assert "tokenizer.chat_template = CHAT_TEMPLATE" in program.read_text()
+    dry = ok(run(program, "--dataset", str(data), "--dry-run", cwd=tmp_path)).stdout
+    prompt = dry.split("--- pair 0")[1].split("[prompt]\n")[1].split("[chosen]\n")[0]
+    assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>" in prompt
+    assert prompt.rstrip().endswith("<|im_start|>assistant")
