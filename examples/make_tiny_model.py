@@ -13,6 +13,9 @@ import os
 import random
 import sys
 
+# the model is built on the CPU: deepspeed, where it is installed, would warn that it found no GPU
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|' + message['role'] + '|>\n' + message['content'] }}"

@@ -42,8 +42,8 @@ MAIN_PROCESS_PORT="${MAIN_PROCESS_PORT:-29500}"
 PER_MACHINE="${NUM_PROCESSES:-$(count_gpus)}"
 if [ "$PER_MACHINE" -lt 1 ] && [ "$NUM_MACHINES" -le 1 ]; then
   echo "launch.sh: no GPU found; running one CPU process" >&2
-  exec python -c "$ACCELERATE_LAUNCH" --num_processes 1 --num_machines 1 --mixed_precision no --cpu \
-    "$HERE/train.py" "$@"
+  exec python -c "$ACCELERATE_LAUNCH" --config_file "$HERE/accelerate_config.yaml" --num_processes 1 \
+    --num_machines 1 "$HERE/train.py" "$@"
 fi
 if [ "$PER_MACHINE" -lt 1 ]; then
   echo "launch.sh: no GPU found; running one CPU process on this machine" >&2
