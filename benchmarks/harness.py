@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.util
+import inspect
 import json
 import os
 import runpy
@@ -259,7 +260,12 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
     from trl.trainer.sft_trainer import SFTTrainer
 
     metrics["t_trl_imported"] = now()
-    config = module.training_config(program_args, False)
+    # the program passes its data-preparation process count to TRL (a third argument) as it
+    # computes it: DATASET_NUM_PROC for 2,000 rows or more
+    extra = []
+    if len(inspect.signature(module.training_config).parameters) > 2:
+        extra = [module.progress(train_data, "", module.DATASET_NUM_PROC).get("num_proc")]
+    config = module.training_config(program_args, False, *extra)
     fake_self = types.SimpleNamespace(
         completion_only_loss=True, _tokenizer=tokenizer, chat_template=None
     )
