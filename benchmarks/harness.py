@@ -259,7 +259,7 @@ def prep(args: argparse.Namespace, metrics: dict) -> int:
     from trl.trainer.sft_trainer import SFTTrainer
 
     metrics["t_trl_imported"] = now()
-    config = module.training_config(program_args, False)
+    config = module.training_config(program_args, False, "fp32")  # the run's precision on a CPU
     if (config.dataset_kwargs or {}).get("skip_prepare_dataset"):
         # the program's rows are final: SFTTrainer makes no pass over them
         metrics["trl_passes_s"] = {}

@@ -256,10 +256,12 @@ def _targeted(mods: list[Module], targets: Any, task: str) -> list[Module]:
     if targets == "all-linear" or targets is None:
         # peft leaves out the output layer (lm_head, or the classification head)
         return [m for m in linears if m.name not in ("lm_head", "score")]
-    if isinstance(targets, str):
-        return [
-            m for m in mods if m.kind in ("linear", "embedding") and re.fullmatch(targets, m.path)
-        ]
+    if isinstance(targets, str):  # peft reads a string as a regular expression
+        try:
+            pattern = re.compile(targets)
+        except re.error:
+            return []
+        return [m for m in mods if m.kind in ("linear", "embedding") and pattern.fullmatch(m.path)]
     names = set(targets)
     return [
         m

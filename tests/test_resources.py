@@ -344,3 +344,16 @@ def test_bundle_readme_shows_the_plan_for_a_table_model(tmp_path):
     assert "## Resources" in readme
     assert "1,235,814,400 (1.24B) parameters" in readme
     assert "| 1 | 8 × 4 × 1 = 32 | 65,536 |" in readme
+
+
+def test_lora_regex_targets_equal_peft():
+    arch = ARCHS["qwen/qwen3-0.6b"]
+    target = r".*\.(q|v)_proj"  # peft reads a string as a regular expression
+    model = meta_model(arch)
+    with torch.device("meta"):
+        wrapped = peft.get_peft_model(
+            model, peft.LoraConfig(r=8, target_modules=target, task_type="CAUSAL_LM")
+        )
+    assert (
+        res.lora_trainable(res.modules(arch), 8, target) == wrapped.get_nb_trainable_parameters()[0]
+    )
