@@ -16,6 +16,7 @@ from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
 from mccompile.fields import BNB4_FIELDS, CHAT_FIELDS, LORA_FIELDS
 from mccompile.render import comment, py, render_python, render_text, text_block
+from mccompile.tasks.base import KERNELS_REQUIREMENT
 
 # optimizer in the config -> (transformers' optim name, extra requirement or None)
 OPTIMIZERS: dict[str, tuple[str, str | None]] = {
@@ -59,7 +60,7 @@ REQUIREMENTS: dict[str, str] = {
     "matplotlib": "matplotlib>=3.8",
     "flash-attn": "flash-attn>=2.3.3",
     "flash-attn-3": "flash-attn-3",
-    "kernels": "kernels>=0.18.2,<0.19",
+    "kernels": KERNELS_REQUIREMENT,
     "pandas": "pandas>=2.0",
 }
 # attention kernel -> (the package it needs, the module that package provides)

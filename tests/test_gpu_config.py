@@ -25,7 +25,7 @@ def _build(tmp_path: Path, extra: str) -> Path:
     [
         ("flash_attention_2", "flash-attn>=2.3.3"),
         ("flash_attention_3", "flash-attn-3"),
-        ("kernels-community/flash-attn2", "kernels>=0.18.2,<0.19"),
+        ("kernels-community/flash-attn2", "kernels>=0.18.2,<0.20"),
         ("sdpa", None),
     ],
 )
@@ -75,3 +75,39 @@ def test_fsdp_checkpoints_follow_state_dict_type(tmp_path: Path, given: str, exp
     program = (out / "train.py").read_text()
     # whatever the checkpoints hold, the final save gathers the whole model
     assert 'fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")\n    trainer.save_model(' in program
+
+
+@pytest.mark.parametrize(
+    ("fields", "kernels"),
+    [
+        ("    packing: true\n", True),
+        ("    packing: auto\n", True),
+        ("    padding_free: true\n", True),
+        ("    packing: ${input.packing}\n", True),
+        ("    packing: true\n    attn_implementation: sdpa\n", False),
+        ("    packing: true\n    attn_implementation: flash_attention_2\n", False),
+        ("", False),
+    ],
+)
+def test_joined_rows_bring_the_kernels_package(tmp_path: Path, fields: str, kernels: bool) -> None:
+    """Packed or padding-free rows with attn_implementation null: the program looks for a
+    variable-length kernel, and the kernels package (transformers 5.25 requires it anyway)
+    fetches a flash-attention build without compiling flash-attn."""
+    out = _build(tmp_path, "    text_column: text\n" + fields)
+    lines = (out / "requirements.txt").read_text().splitlines()
+    assert ("kernels>=0.18.2,<0.20" in lines) is kernels
+    program = (out / "train.py").read_text()
+    assert ("def choose_attention(precision):" in program) is (
+        "attn_implementation" in fields or kernels
+    )
+
+
+def test_packed_rows_under_sdpa_warn_at_compile_time(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "components:\n  - id: t\n    type: model-trainer\n    model: m\n    text_column: text\n"
+        "    packing: true\n    attn_implementation: sdpa\n"
+    )
+    assert main(["validate", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert f"{config}:7:5: warning: packed rows under attn_implementation: sdpa attend" in err

@@ -322,6 +322,61 @@ def test_activation_estimate_within_ten_percent_of_cpu_measurement(attention, lo
     out.loss.backward()  # what was measured is what backward uses
 
 
+@pytest.mark.parametrize("gc", [False, True])
+def test_joined_rows_under_sdpa_within_five_percent_of_cpu_measurement(gc):
+    """Packed rows of a batch of 4 x 128, joined by TRL into one sequence of 512 tokens with
+    position ids that restart at each example and no attention mask: sdpa runs under a block
+    mask (the key / value heads repeated, the mask kept)."""
+    from mccompile.architectures import Architecture
+
+    arch = Architecture("llama", 1000, 64, 128, 2, 4, 2, False)
+    cfg = transformers.AutoConfig.for_model(**arch.config_dict())
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    if gc:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    lengths = [100, 28, 64, 64, 128, 50, 78]
+    ids = torch.randint(4, 1000, (1, sum(lengths)))
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    batch = {"input_ids": ids, "position_ids": positions, "labels": ids, "use_cache": False}
+    measured, out = _alive_after_forward(model, batch)
+    setup = res.Setup(batch=4, seq=128, checkpointing=gc, joined=True, device="cpu")
+    parts = res.estimate_memory(arch, setup, 1).parts
+    estimate = next(p.bytes for p in parts if p.name == "activations")
+    assert 0.95 <= estimate / measured <= 1.05, (estimate, measured)
+    unjoined = res.estimate_memory(arch, res.Setup(batch=4, seq=128, checkpointing=gc), 1).parts
+    assert estimate > next(p.bytes for p in unjoined if p.name == "activations")
+    out.loss.backward()
+
+
+def test_plan_says_what_packed_rows_cost_without_a_varlen_kernel(tmp_path, capsys):
+    from mccompile.cli import main
+
+    config = tmp_path / "c.yaml"
+    trainer = (
+        "components:\n  - id: t\n    type: model-trainer\n    model: Qwen/Qwen2.5-0.5B\n"
+        "    text_column: text\n    per_device_train_batch_size: 8\n"
+        "    max_seq_length: 4096\n    bf16: true\n"
+    )
+    config.write_text(trainer + "    packing: true\n")
+    assert main(["plan", str(config)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("attention:"))
+    assert "packed rows take a variable-length kernel where the GPU has one" in line
+    extra = float(line.split("+ ")[1].split(" GiB")[0])
+    # the additive bf16 mask of 32,768² per layer, 24 layers, and the repeated key / value heads
+    assert extra > 24 * 2 * 32768**2 / 2**30
+    config.write_text(trainer + "    packing: auto\n")
+    assert main(["plan", str(config)]) == 0
+    assert "without one, packing: auto does not pack" in capsys.readouterr().out
+    config.write_text(trainer + "    packing: true\n    attn_implementation: sdpa\n")
+    assert main(["plan", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "attention:" not in out
+    assert "a batch of 8 × 4096 joined: 1 × 32768 tokens, sdpa" in out
+
+
 def test_plan_is_plain_data(tmp_path):
     from mccompile.frontend import compile_config
 

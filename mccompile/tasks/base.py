@@ -6,6 +6,9 @@ from typing import Any
 
 from mccompile import ir
 
+# the kernels package: hub builds of attention kernels (transformers 5.25 and newer require it)
+KERNELS_REQUIREMENT = "kernels>=0.18.2,<0.20"
+
 
 def value(job: ir.Job, key: str) -> Any:
     """The literal of a field (None when absent or not a literal)."""

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from mccompile import ir
 from mccompile.fields import CHAT_FIELDS
 from mccompile.tasks import conversation
-from mccompile.tasks.base import bool_field, is_null, is_set, text_field, value
+from mccompile.tasks.base import (
+    KERNELS_REQUIREMENT,
+    bool_field,
+    is_null,
+    is_set,
+    text_field,
+    value,
+)
 
 if TYPE_CHECKING:
     from mccompile.checks import Checker, Where
@@ -32,7 +39,12 @@ FIELDS: dict[str, Any] = {
         ],
         "default": None,
     },
-    "packing": bool_field("SFT: pack several short examples into one sequence.", False),
+    "packing": {
+        "description": "SFT: pack examples into full rows (auto: only with a varlen attention"
+        " kernel).",
+        "anyOf": [{"type": "boolean"}, {"const": "auto"}, {"$ref": "#/$defs/expression"}],
+        "default": False,
+    },
     "text_column": text_field(
         "SFT: the column holding whole training texts; classification: the input text"
         " (default text)."
@@ -105,6 +117,20 @@ def hidden(fmt: str) -> tuple[str, ...]:
     return _HIDDEN.get(fmt, ())
 
 
+def may_join_rows(job: ir.Job) -> bool:
+    """Packed or padding-free rows may reach the model (packing true or auto, padding_free
+    true, or either set at run time)."""
+    return value(job, "packing") is not False or value(job, "padding_free") is not False
+
+
+def extra_requirements(job: ir.Job) -> tuple[str, ...]:
+    """Joined rows with attn_implementation null: the program looks for a variable-length
+    kernel, and the kernels package fetches one from the hub without building flash-attn."""
+    if may_join_rows(job) and job.fields.get("attn_implementation", ir.Lit(None)) == ir.Lit(None):
+        return (KERNELS_REQUIREMENT,)
+    return ()
+
+
 @dataclass(frozen=True)
 class SFTProgram:
     """What sft.py.jinja reads as ``p.task``."""
@@ -112,7 +138,11 @@ class SFTProgram:
     name: str
     loss_on: str  # which tokens carry the loss, in words
     system_from_column: bool  # prompt_response rows read a system column
-    may_pack: bool  # packing is on, or set at run time
+    may_pack: bool  # packing is on (true or auto), or set at run time
+    packing_auto: bool  # packing may be auto: the program decides on the machine it runs on
+    # packed or padding-free rows may reach the model: the program looks for a
+    # variable-length attention kernel and says what attending across whole rows costs
+    varlen: bool
 
 
 def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]) -> SFTProgram:
@@ -130,6 +160,8 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
             values.get("system_column") is None and ref.get("system_column") == "SYSTEM_COLUMN"
         ),
         may_pack=values.get("packing") is not False,
+        packing_auto=values.get("packing") in ("auto", None),
+        varlen=values.get("packing") is not False or values.get("padding_free") is not False,
     )
 
 
@@ -163,6 +195,19 @@ def check(c: Checker, job: ir.Job, where: Where) -> None:
             "column-conflict",
             "'messages_column' is for chat data; it cannot go with text_column or prompt_column",
             where("messages_column"),
+        )
+    attention = value(job, "attn_implementation")
+    rows = "packed" if value(job, "packing") not in (None, False) else "padding-free"
+    if attention in ("eager", "sdpa") and (
+        value(job, "packing") not in (None, False) or value(job, "padding_free") is True
+    ):
+        c.warning(
+            "slow-attention",
+            f"{rows} rows under attn_implementation: {attention} attend across the whole row"
+            " (each batch is one sequence under a block mask); leave attn_implementation null"
+            " and the program takes a variable-length kernel (flash-attn 3 / 2, or a kernels"
+            " build) where the GPU has one",
+            where("attn_implementation"),
         )
     if value(job, "train_on_prompt") and is_set(job, "text_column"):
         c.warning(

@@ -647,10 +647,14 @@ def silence_known_noise():
     logging.getLogger("transformers.modeling_utils").addFilter(
         lambda record: not only_the_heads(record.getMessage())
     )
-    # bitsandbytes, imported by peft and transformers, says on some CPUs that its optional 4-bit kernels are
-    # missing; this program quantizes nothing
+    # bitsandbytes, imported by peft and transformers, fetches its optional 4-bit CPU kernel on some CPUs and
+    # says when it is missing, or (offline) that the kernels package skips its publisher check; this program
+    # quantizes nothing
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
         lambda record: not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+    )
+    logging.getLogger("kernels._internals.hf_hub").addFilter(
+        lambda record: "'kernels-community/quantization-bitsandbytes'" not in record.getMessage()
     )
 
 

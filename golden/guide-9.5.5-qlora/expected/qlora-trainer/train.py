@@ -46,7 +46,7 @@ ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 MAX_SEQ_LENGTH = 512  # Longest sequence in tokens; longer examples are truncated.
-PACKING = False  # SFT: pack several short examples into one sequence.
+PACKING = False  # SFT: pack examples into full rows (auto: only with a varlen attention kernel).
 MESSAGES_COLUMN = "messages"  # SFT: the column of chat turns ({role, content}).
 TRAIN_ON_PROMPT = False  # SFT: also compute loss on prompts and non-assistant turns.
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).

@@ -8,6 +8,7 @@
 #     "trl>=1.16,<1.17",
 #     "peft>=0.21.2,<0.22",
 #     "bitsandbytes>=0.50.2,<0.51",
+#     "kernels>=0.18.2,<0.20",
 # ]
 # ///
 
@@ -46,7 +47,7 @@ ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 MAX_SEQ_LENGTH = 2048  # Longest sequence in tokens; longer examples are truncated.
-PACKING = True  # SFT: pack several short examples into one sequence.
+PACKING = True  # SFT: pack examples into full rows (auto: only with a varlen attention kernel).
 # SFT: the column holding whole training texts; classification: the input text (default text).
 TEXT_COLUMN = "text"
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).
@@ -418,6 +419,134 @@ def preflight(args):
     if args.dry_run:
         return None  # the data only: what this machine can run does not matter yet
     return choose_precision()
+
+
+# -- Attention for packed and padding-free rows -----------------------------------
+# TRL joins the rows of a batch into one sequence and passes where each example starts
+# (cu_seq_lens). A variable-length kernel attends within each example; without one, sdpa
+# attends across the whole sequence under a block mask: correct, but its work grows with
+# the square of the whole length. In order of preference: (attn_implementation, the module
+# it needs, the GPUs it runs on by compute capability major: 9 Hopper, 8 Ampere / Ada).
+VARLEN_KERNELS = (
+    ("flash_attention_3", "flash_attn_interface", range(9, 10)),
+    ("flash_attention_2", "flash_attn", range(8, 100)),
+    # builds from the Hugging Face Hub (the kernels package comes with transformers 5.25 and newer)
+    ("kernels-community/vllm-flash-attn3", "kernels", range(9, 10)),
+    ("kernels-community/flash-attn2", "kernels", range(8, 100)),
+)
+
+
+def varlen_kernel(precision):
+    """The first kernel of VARLEN_KERNELS this machine runs: (name, None), or (None, why none)."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, "no CUDA GPU"
+    if precision == "fp32":
+        return None, "flash attention computes in bf16 or fp16, and this run is float32"
+    major, minor = torch.cuda.get_device_capability()
+    if major < 8:
+        return (
+            None,
+            f"flash attention needs an Ampere or newer GPU, and this one is compute capability {major}.{minor}",
+        )
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig
+
+    config = AutoConfig.from_pretrained(
+        MODEL, revision=MODEL_REVISION, trust_remote_code=TRUST_REMOTE_CODE
+    )
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING.get(type(config), None)
+    if model_class is not None and not model_class._supports_flash_attn:
+        return None, f"transformers has no flash attention for {config.model_type}"
+    why = f"no flash-attn for this GPU (compute capability {major}.{minor}): pip install flash-attn"
+    for name, module, majors in VARLEN_KERNELS:
+        if major not in majors or importlib.util.find_spec(module) is None:
+            continue
+        if module == "kernels":  # fetched once into the Hugging Face cache, then loaded from there
+            from transformers.integrations.hub_kernels import load_and_register_attn_kernel
+
+            try:
+                load_and_register_attn_kernel(name)
+            except Exception as error:  # offline and not cached, or no build for this GPU and torch
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                why = f"{why}; the kernels package could not load {name}: {reason}"
+                continue
+        return name, None
+    return None, why
+
+
+def choose_attention(precision):
+    """Packed or padding-free rows get a variable-length kernel where this machine has one; PACKING "auto" packs only then.
+
+    Sets ATTN_IMPLEMENTATION (when the config leaves it null) and PACKING. Returns the start-up
+    line (None when rows are padded as usual) and why the rows lack a variable-length kernel
+    (None when they have one or need none).
+    """
+    global ATTN_IMPLEMENTATION, PACKING
+    if not (PACKING or PADDING_FREE):
+        return None, None
+    if ATTN_IMPLEMENTATION is None:
+        ATTN_IMPLEMENTATION, why = varlen_kernel(precision)
+    elif str(ATTN_IMPLEMENTATION).startswith("flash_attention") or "/" in str(ATTN_IMPLEMENTATION):
+        why = None  # the config's flash attention or hub kernel
+    else:
+        why = f"attn_implementation is {ATTN_IMPLEMENTATION}"
+    rows = "packed" if PACKING else "padding-free"
+    if why is None:
+        return (
+            f"[setup] attention: {ATTN_IMPLEMENTATION}, variable-length: {rows} rows attend within each example",
+            None,
+        )
+    return (
+        f"[setup] attention: {ATTN_IMPLEMENTATION or 'sdpa'} across whole {rows} batches ({why})",
+        why,
+    )
+
+
+def attention_overhead(dataset):
+    """About how many times the attention work of the examples alone sdpa does on these batches.
+
+    TRL joins a batch's rows into one sequence: per batch, (its length)² against the sum of
+    (each example's length)², over batches of consecutive rows (the first 10,000 rows).
+    """
+    if not isinstance(dataset, datasets.Dataset):
+        return None  # a stream: its rows are not at hand
+    rows = dataset.select(range(min(size(dataset), 10000)))
+    examples = rows["seq_lengths"] if PACKING else [[len(ids)] for ids in rows["input_ids"]]
+    whole = alone = 0
+    for start in range(0, len(examples), PER_DEVICE_TRAIN_BATCH_SIZE):
+        batch = [
+            length
+            for row in examples[start : start + PER_DEVICE_TRAIN_BATCH_SIZE]
+            for length in row
+        ]
+        whole += sum(batch) ** 2
+        alone += sum(length * length for length in batch)
+    return whole / alone if alone else None
+
+
+def attention_warning(why, train_data):
+    """One line: packed or padding-free rows without a variable-length kernel, what that costs, what helps."""
+    import torch
+
+    factor = attention_overhead(train_data)
+    cost = (
+        f"about {factor:.1f}x the attention work of the examples alone"
+        if factor
+        else "more attention work than the examples need"
+    )
+    rows = "packed" if PACKING else "padding-free"
+    if torch.cuda.is_available():
+        fix = ""
+    elif PACKING:
+        fix = "; packing: auto batches by length on a CPU instead"
+    else:
+        fix = "; padding_free: false pads batches of similar length instead"
+    print(
+        f"[speed] warning: {rows} rows without a variable-length attention kernel ({why}): sdpa attends across each batch as one sequence, {cost}{fix}"
+    )
 
 
 def training_config(args, has_eval, precision):
@@ -850,6 +979,7 @@ def main(argv=None):
     silence_known_noise()
     args = parse_args(argv)
     precision = preflight(args)
+    attention_note, no_varlen = choose_attention(precision)
     import torch
     from accelerate import PartialState
 
@@ -860,9 +990,13 @@ def main(argv=None):
         print(
             f"[setup] {state.num_processes} process{'es' if state.num_processes > 1 else ''} ({state.distributed_type.value}); precision: {precision or 'none yet (--dry-run)'}"
         )
+        if attention_note:
+            print(attention_note)
     tokenizer = load_tokenizer()
     # the main process prepares, the others read its cache
     train_data, eval_data = main_process_first(state, lambda: prepare_data(args, tokenizer))
+    if state.is_main_process and no_varlen:
+        attention_warning(no_varlen, train_data)
     if args.dry_run:
         for index, example in enumerate(first_rows(train_data, SHOW_EXAMPLES)):
             show_example(example, tokenizer, index)

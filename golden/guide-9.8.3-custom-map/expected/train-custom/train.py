@@ -46,7 +46,7 @@ ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 MAX_SEQ_LENGTH = 512  # Longest sequence in tokens; longer examples are truncated.
-PACKING = False  # SFT: pack several short examples into one sequence.
+PACKING = False  # SFT: pack examples into full rows (auto: only with a varlen attention kernel).
 PROMPT_COLUMN = "user_input"  # SFT: the prompt column (with response_column).
 RESPONSE_COLUMN = "assistant_response"  # SFT: the response column (with prompt_column).
 SYSTEM_COLUMN = None  # SFT: optional system-prompt column.
@@ -600,10 +600,14 @@ def silence_known_noise():
     logging.getLogger("DeepSpeed").addFilter(
         lambda record: not record.getMessage().startswith("Setting accelerator to CPU")
     )
-    # bitsandbytes, imported by peft and transformers, says on some CPUs that its optional 4-bit kernels are
-    # missing; this program quantizes nothing
+    # bitsandbytes, imported by peft and transformers, fetches its optional 4-bit CPU kernel on some CPUs and
+    # says when it is missing, or (offline) that the kernels package skips its publisher check; this program
+    # quantizes nothing
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
         lambda record: not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+    )
+    logging.getLogger("kernels._internals.hf_hub").addFilter(
+        lambda record: "'kernels-community/quantization-bitsandbytes'" not in record.getMessage()
     )
 
 

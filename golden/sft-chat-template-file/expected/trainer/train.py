@@ -44,7 +44,7 @@ ATTN_IMPLEMENTATION = None
 
 # -- Data --------------------------------------------------------------------
 MAX_SEQ_LENGTH = 1024  # Longest sequence in tokens; longer examples are truncated.
-PACKING = False  # SFT: pack several short examples into one sequence.
+PACKING = False  # SFT: pack examples into full rows (auto: only with a varlen attention kernel).
 MESSAGES_COLUMN = "messages"  # SFT: the column of chat turns ({role, content}).
 TRAIN_ON_PROMPT = False  # SFT: also compute loss on prompts and non-assistant turns.
 # Carve an eval set from the training data: a share (0 < f < 1) or a row count (>= 1).
@@ -713,10 +713,14 @@ def silence_known_noise():
     logging.getLogger("DeepSpeed").addFilter(
         lambda record: not record.getMessage().startswith("Setting accelerator to CPU")
     )
-    # bitsandbytes, imported by peft and transformers, says on some CPUs that its optional 4-bit kernels are
-    # missing; this program quantizes nothing
+    # bitsandbytes, imported by peft and transformers, fetches its optional 4-bit CPU kernel on some CPUs and
+    # says when it is missing, or (offline) that the kernels package skips its publisher check; this program
+    # quantizes nothing
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
         lambda record: not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward")
+    )
+    logging.getLogger("kernels._internals.hf_hub").addFilter(
+        lambda record: "'kernels-community/quantization-bitsandbytes'" not in record.getMessage()
     )
 
 
