@@ -29,6 +29,7 @@ GUIDE_CONFIG = ROOT / "tests" / "guide" / "guide_9_8_1_1.yaml"
 CONFIGS = {
     "lora": BENCH / "configs" / "alpaca_lora.yaml",
     "lora_packing": BENCH / "configs" / "alpaca_lora_packing.yaml",
+    "lora_packing_auto": BENCH / "configs" / "alpaca_lora_packing_auto.yaml",
     "qlora": BENCH / "configs" / "alpaca_qlora.yaml",
 }
 TARGETS = {

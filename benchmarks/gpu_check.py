@@ -8,9 +8,10 @@ Prepared for a machine lent for a few minutes (one H200). In at most --time-limi
    benchmarks/make_model.py --preset 1b: no hub;
 2. writes one config per variant and compiles it with mccompile (bf16, LoRA r 16 / alpha 32 on all
    linear layers, batch 8, max_seq_length 1024, adamw_torch): bf16 LoRA, QLoRA nf4, packing with
-   sdpa and with a variable-length kernel (flash_attention_2 when flash_attn is importable, else
-   the kernels hub build when the `kernels` package and its cached build are there; otherwise
-   reported as skipped), FSDP and DeepSpeed ZeRO-3 (2 processes where 2 GPUs exist, else one
+   attn_implementation: sdpa and with it left null (the program then takes a variable-length
+   kernel where the GPU has one: flash-attn 3 / 2, else a kernels hub build if cached, since the
+   GPU host may be offline; its start-up line says which, and the hand-written pair runs with the
+   same kernel, or is skipped), FSDP and DeepSpeed ZeRO-3 (2 processes where 2 GPUs exist, else one
    process under the same launch config), and gradient checkpointing;
 3. runs each generated train.py, and benchmarks/handwritten_sft.py with the same settings for
    the LoRA, QLoRA and packing variants, under benchmarks/harness.py for --steps optimizer steps;
@@ -102,8 +103,9 @@ def variant(
     }
 
 
-# in priority order: the time limit skips from the end. attn "varlen" = the first available
-# variable-length kernel (see varlen_kernel)
+# in priority order: the time limit skips from the end. attn "varlen" = attn_implementation
+# left null: the generated program takes a variable-length kernel where the GPU has one, and its
+# hand-written pair runs with the kernel the program took (skipped when it took none)
 VARIANTS = [
     variant("lora_bf16"),
     variant("lora_bf16_trl", program="handwritten", pair="lora_bf16"),
@@ -166,17 +168,36 @@ print(json.dumps({"loaded": True, "parameters": n}))
 
 
 def varlen_kernel() -> tuple[str | None, str]:
-    """The variable-length attention kernel to use, or None and why."""
-    if importlib.util.find_spec("flash_attn") is not None:
+    """The variable-length kernel the generated program will likely choose here (its own
+    VARLEN_KERNELS order, without loading anything), or None and why; the program's
+    start-up line says what it really took (read from the run's log)."""
+    try:
+        import torch
+    except ImportError:
+        return None, "torch is not installed"
+    if not torch.cuda.is_available():
+        return None, "no CUDA GPU"
+    major = torch.cuda.get_device_capability()[0]
+    if major == 9 and importlib.util.find_spec("flash_attn_interface") is not None:
+        return "flash_attention_3", "flash_attn_interface (flash-attn 3) is installed"
+    if major >= 8 and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2", "flash_attn is installed"
-    if importlib.util.find_spec("flash_attn_interface") is not None:
-        return "flash_attention_3", "flash_attn_interface (FlashAttention 3) is installed"
-    if importlib.util.find_spec("kernels") is not None:
-        return None, (
-            "the kernels package is installed but the config language takes flash_attention_2/3,"
-            " and its hub build cannot be fetched offline"
-        )
+    if major >= 8 and importlib.util.find_spec("kernels") is not None:
+        return "kernels-community/flash-attn2", "a kernels hub build, if cached or reachable"
     return None, "neither flash_attn nor kernels is installed"
+
+
+def program_attention(log_path: Path) -> tuple[str | None, str]:
+    """The attention a generated program took for packed rows, from its start-up line."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None, "no log"
+    for line in text.splitlines():
+        if line.startswith("[setup] attention: "):
+            name = line.split(": ", 1)[1].split(",")[0].split(" ")[0]
+            return (name if ", variable-length:" in line else None), line
+    return None, "the program said nothing about attention"
 
 
 def elapsed() -> float:
@@ -625,10 +646,14 @@ def main(argv: list[str] | None = None) -> int:
             v["processes"] = 2 if gpus >= 2 else 1  # issue: 2 processes where 2 GPUs exist
         attn = v["attn"]
         if attn == "varlen":
-            attn = kernel or "flash_attention_2"  # built either way; run only with a kernel
-            if kernel is None:
-                v["skip"] = f"no variable-length kernel: {why}"
-        v["attn_used"] = attn
+            if v["program"] == "generated":
+                attn = None  # the program's own choice
+                v["attn_used"] = f"the program's choice (expected: {kernel or 'none: ' + why})"
+            else:
+                attn = kernel or "flash_attention_2"  # replaced by the program's choice at run time
+                v["attn_used"] = "the generated program's choice"
+        else:
+            v["attn_used"] = attn
         if v["quantization"] and str(info.get("bitsandbytes", "")).startswith("MISSING"):
             v["skip"] = "bitsandbytes is not installed"
         if v["strategy"] == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
@@ -760,6 +785,14 @@ def main(argv: list[str] | None = None) -> int:
             v.update(status="skipped", reason=v["skip"])
             continue
         name = v["name"]
+        if v["attn"] == "varlen" and v["program"] == "handwritten":
+            took = next((o for o in results["variants"] if o["name"] == v["pair"]), {})
+            if not took.get("varlen_kernel"):
+                v.update(status="skipped", reason="the generated program took no variable-length kernel")
+                continue
+            at = v["cmd"].index("--attn-implementation") + 1
+            v["cmd"][at] = v["attn_used"] = took["varlen_kernel"]
+            v["command"] = " ".join(v["cmd"])
         metrics = work / "metrics" / f"{name}.json"
         for old in work.glob(f"metrics/{name}.json*"):
             old.unlink()
@@ -774,6 +807,9 @@ def main(argv: list[str] | None = None) -> int:
         env_run = dict(env, HF_DATASETS_CACHE=str(work / "hf" / name))
         r = run(v["cmd"], work / "logs" / f"run_{name}.log", timeout=left, env=env_run)
         v.update(wall_s=r["wall_s"], maxrss_gib=r["maxrss_mb"] / 1024, rc=r["rc"])
+        if v["attn"] == "varlen" and v["program"] == "generated":
+            v["varlen_kernel"], line = program_attention(Path(r["log"]))
+            v["attn_used"] = v["varlen_kernel"] or f"sdpa ({line})"
         if r["timed_out"]:
             v.update(status="killed at the time limit", reason=tail(Path(r["log"]), 400))
         elif r["rc"] != 0:

@@ -171,6 +171,27 @@ def report(results: dict, args: argparse.Namespace) -> str:
                 f" {s['ratio_start']:.3f} | {same} |"
             )
         add("")
+        said = [t[m].get(k) for m in ("pack",) for k in ("setup_line", "speed_warning")]
+        if any(said):
+            add(
+                "With packing, on this CPU the program says: "
+                + " and ".join(f"`{line}`" for line in said if line)
+                + "."
+            )
+            add("")
+        a = t.get("auto")
+        if a:
+            nb, pb = t["nopack"]["generated"], t["pack"]["generated"]
+            add(
+                "`packing: auto` (benchmarks/configs/alpaca_lora_packing_auto.yaml, one run per round): the"
+                f" program said `{a['setup_line']}`"
+                f" and trained {'packed' if a['packed'] else 'unpacked'} rows at {a['best_tokens_per_s']:.1f} real"
+                f" tokens/s per-step best (median of runs {a['tokens_per_s']:.1f}):"
+                f" {a['best_tokens_per_s'] / nb['best_tokens_per_s']:.3f}x the program without packing (the same"
+                f" examples at every step: {a['same_examples_as_nopack']}) and"
+                f" {a['best_tokens_per_s'] / pb['best_tokens_per_s']:.2f}x the program with packing."
+            )
+            add("")
         add(
             "Real tokens are counted from the batches themselves: for every micro-batch, the sum of the lengths of"
             " the examples the collator receives (for a packed row, the sum of its packed sequences' lengths),"
@@ -558,28 +579,35 @@ def findings(results: dict) -> list[str]:
         pk = t["pack"]["generated"]
         ab = pd.get("attention_bench")
         slower = pk["best_tokens_per_s"] < gb["best_tokens_per_s"]
+        warning = t["pack"].get("speed_warning")
+        auto = t.get("auto")
         out.append(
-            ("Packing is slower than not packing: " if slower else "Packing against not packing: ")
-            + f"with packing the program trains {pk['best_tokens_per_s']:.1f} real tokens/s, against"
-            f" {gb['best_tokens_per_s']:.1f} without packing with {gdesc}"
-            f" ({pk['best_tokens_per_s'] / gb['best_tokens_per_s']:.2f}x; per-step best), although 100% of its"
-            f" processed tokens are real against {gpad['real_share']:.1%}. The program sets `padding_free=PACKING or"
-            " PADDING_FREE` (TRL forces padding-free for BFD packing anyway), which TRL documents as supported with"
-            " FlashAttention 2/3 only, and leaves `ATTN_IMPLEMENTATION = None`, so transformers picks `sdpa`, which"
-            " runs each batch as one flattened sequence of"
-            f" {pd['pack']['processed'] // pd['pack']['batches']} tokens under a block-causal mask: only"
-            f" {pd['pack']['attention_useful_share']:.1%} of the attention scores it computes are useful (against"
+            ("Packing is slower than not packing " if slower else "Packing against not packing ")
+            + "on this CPU, which has no variable-length attention kernel: with packing the program trains"
+            f" {pk['best_tokens_per_s']:.1f} real tokens/s, against {gb['best_tokens_per_s']:.1f} without packing"
+            f" with {gdesc} ({pk['best_tokens_per_s'] / gb['best_tokens_per_s']:.2f}x; per-step best), although"
+            f" 100% of its processed tokens are real against {gpad['real_share']:.1%}. TRL joins each batch"
+            f" into one sequence ({pd['pack']['processed'] // pd['pack']['batches']} tokens on average), which"
+            " sdpa runs under a block mask: only"
+            f" {pd['pack']['attention_useful_share']:.1%} of the attention scores it computes are useful"
+            f" ({1 / pd['pack']['attention_useful_share']:.1f}x the work of the examples alone; against"
             f" {gpad['attention_useful_share']:.1%} unpacked)"
             + (
-                f", and forward + backward on the same sequences takes {ab['as_run_s'] / ab['grouped_s']:.2f}x as long as"
-                " in unpacked, length-grouped batches"
+                f", and forward + backward on the same sequences takes {ab['as_run_s'] / ab['grouped_s']:.2f}x as"
+                " long as in unpacked, length-grouped batches"
                 if ab
                 else ""
             )
-            + ". Fix: with packing (or padding_free), emit a variable-length attention kernel where one is available"
-            ' (`attn_implementation="flash_attention_2"` on CUDA with flash-attn installed; TRL\'s collator already'
-            " passes `cu_seq_lens`), and otherwise (CPU, or no flash-attn) say so in `plan` and at start-up and"
-            " recommend packing off with length grouping; a `packing: auto` could choose."
+            + ". The program says so once at start-up"
+            + (f" (`{warning}`: its own count on its first 10,000 rows)" if warning else "")
+            + "; on a GPU it takes a variable-length kernel where one is installed (flash-attn 3 / 2, or the"
+            " kernels package's hub build: tests/e2e/test_varlen.py; its speed is for gpu_check.py)"
+            + (
+                f". `packing: auto` trains length-grouped batches here: {auto['best_tokens_per_s']:.1f} real"
+                f" tokens/s, {auto['best_tokens_per_s'] / pk['best_tokens_per_s']:.2f}x packed."
+                if auto
+                else "."
+            )
         )
     tok = results.get("tokenization")
     if tok:

@@ -54,7 +54,12 @@ def train_cmd(
         "--",
     ]
     if kind == "generated":
-        name = {"nopack": "lora", "pack": "lora_packing", "qlora": "qlora"}[mode]
+        name = {
+            "nopack": "lora",
+            "pack": "lora_packing",
+            "auto": "lora_packing_auto",
+            "qlora": "qlora",
+        }[mode]
         return harness + [
             str(program(name)),
             "--dataset",
@@ -175,6 +180,10 @@ def bench_throughput(results: dict, p: dict) -> None:
                     f"2. throughput: what-if generated + {whatif_sampling} sampling, rep {rep + 1}/{p['reps']}"
                 )
                 runs.append(training_run("generated", mode, rep, p, whatif=whatif_sampling))
+            if mode == "nopack":
+                # packing: auto decides on the machine: on a CPU, length-grouped batches (unpacked)
+                log(f"2. throughput: generated, packing: auto, rep {rep + 1}/{p['reps']}")
+                runs.append(training_run("generated", "auto", rep, p))
     results["throughput_runs"] = runs
     summary: dict = {"program_sampling": sampling, "handwritten_sampling": "random"}
     whatif = [r for r in runs if r["whatif_sampling"]]
@@ -214,7 +223,23 @@ def bench_throughput(results: dict, p: dict) -> None:
                 ),
             }
         summary["whatif"] = w
-    runs = [r for r in runs if not r["whatif_sampling"]]
+    auto = [r for r in runs if r["mode"] == "auto"]
+    if auto:
+        a = {
+            key: median([r[key] for r in auto])
+            for key in ("tokens_per_s", "steps_per_s", "wall_s", "maxrss_mb")
+        }
+        a.update(best_of(auto))
+        a["setup_line"] = program_line(auto[0], "[setup] packing:")
+        a["packed"] = any(r["padding_free"] for r in auto)
+        a["same_examples_as_nopack"] = all(
+            r["all_steps_real"] == g["all_steps_real"]
+            for r in auto
+            for g in runs
+            if g["mode"] == "nopack" and g["kind"] == "generated" and not g["whatif_sampling"]
+        )
+        summary["auto"] = a
+    runs = [r for r in runs if not r["whatif_sampling"] and r["mode"] != "auto"]
     for mode in ("nopack", "pack"):
         gen = [r for r in runs if r["mode"] == mode and r["kind"] == "generated"]
         hand = [r for r in runs if r["mode"] == mode and r["kind"] == "handwritten"]
@@ -270,5 +295,16 @@ def bench_throughput(results: dict, p: dict) -> None:
             for g, h in zip(gen, hand, strict=True)
             for a, b in zip(g["all_steps_real"], h["all_steps_real"], strict=True)
         )
+        s["setup_line"] = program_line(gen[0], "[setup] attention:")
+        s["speed_warning"] = program_line(gen[0], "[speed] warning:")
         summary[mode] = s
     results["throughput"] = summary
+
+
+def program_line(run: dict, start: str) -> str | None:
+    """The first line of a run's log that starts with ``start`` (what the program said)."""
+    log_path = BENCH.parent / run["log"]
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(start):
+            return line
+    return None

@@ -1087,8 +1087,11 @@ def main_process_first(state, work):
     if state.num_processes > 1:
         failed = torch.tensor([int(failure is not None)], device=state.device)
         torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
-        if failed.item() and failure is None:
-            sys.exit(2)  # the main process has said why
+        if failed.item():
+            # every process ends here: an orderly end of the group, or gloo's threads abort the exit
+            torch.distributed.destroy_process_group()
+            if failure is None:
+                sys.exit(2)  # the main process has said why
     if failure is not None:
         raise failure
     return result if state.is_main_process else work()
