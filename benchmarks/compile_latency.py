@@ -207,9 +207,13 @@ def section(times: dict[str, dict[str, list[tuple[float, float]]]], runs: int, l
         " importing jsonschema (mccompile/fastschema.py; jsonschema runs only to report errors),"
         " the templates ship compiled (mccompile/_jinja, `python -m mccompile.precompiled`), and"
         " black's output for the pieces of code every config shares ships too"
-        " (mccompile/blackseed.json, `python -m mccompile.blackseed`), so black formats only the"
-        " config-specific piece; stale entries are only misses (tests/test_precompiled.py and"
-        " tests/test_blackseed.py say when to regenerate).",
+        " (mccompile/blackseed.json, `python -m mccompile.blackseed`); stale entries are only"
+        " misses (tests/test_precompiled.py and tests/test_blackseed.py say when to regenerate)."
+        " The config-specific piece, the settings at the top of the program, is written as black"
+        " writes it (quotes, numbers) and kept as it is where mccompile/verbatim.py can tell that"
+        " black would keep it (checked against black on every golden and guide config and on"
+        " generated values in tests/test_render.py), so this build imports no black at all;"
+        " black still formats any piece it cannot vouch for.",
         "",
         "Command: `python benchmarks/compile_latency.py --update`.",
         "",

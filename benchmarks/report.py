@@ -104,7 +104,11 @@ def report(results: dict, args: argparse.Namespace) -> str:
                 f" start is the `python -c pass` row): importing mccompile {ph['import mccompile']:.3f} s; the build"
                 f" {ph['build (after imports)']:.3f} s, of which black {ph['black: import + format']:.3f} s (its import alone"
                 f" {ph['of which black import']:.3f} s, in a separate process) and compiling the Jinja templates"
-                f" {ph['compile Jinja templates']:.3f} s."
+                + (
+                    f" {ph['compile Jinja templates']:.3f} s."
+                    if "compile Jinja templates" in ph
+                    else " none (they ship compiled: mccompile/_jinja)."
+                )
             )
         add("")
         add(
@@ -328,7 +332,8 @@ def report(results: dict, args: argparse.Namespace) -> str:
             add(
                 "Over the measured steps of section 2 the generated program's batches were "
                 + ", ".join(
-                    f"{median(v):.1%} real ({'packing' if k == 'pack' else 'no packing'})"
+                    f"{median(v):.1%} real"
+                    f" ({ {'pack': 'packing', 'auto': 'packing: auto'}.get(k, 'no packing') })"
                     for k, v in tr.items()
                 )
                 + "."
@@ -337,7 +342,7 @@ def report(results: dict, args: argparse.Namespace) -> str:
         add(
             f"Command: `{command}` (section 3: `{fmt_cmd(pd['nopack']['cmd'])}`, the same for the packing config"
             f" and with `--sampling {pd['nopack_whatif']['sampling']}`; the packed-step timing is"
-            " `PACKED_STEP_CODE` in benchmarks/run.py)."
+            " `PACKED_STEP_CODE` in benchmarks/real_tokens.py)."
         )
         add("")
         add(mline)
@@ -385,8 +390,11 @@ def report(results: dict, args: argparse.Namespace) -> str:
             "TRL's passes over the program's tokenized rows (as generated): "
             + "; ".join(
                 f"{label.replace('as_generated', 'alpaca_lora').replace('_packing', '_packing')}: "
-                + ", ".join(
-                    f"{name} {sec:.2f} s" for name, sec in pr[label]["trl_passes_s"].items()
+                + (
+                    ", ".join(
+                        f"{name} {sec:.2f} s" for name, sec in pr[label]["trl_passes_s"].items()
+                    )
+                    or "none (the program passes dataset_kwargs={'skip_prepare_dataset': True})"
                 )
                 for label in variants
                 if label.startswith("as_generated")
@@ -503,7 +511,7 @@ def findings(results: dict) -> list[str]:
                 text += (
                     f" In a cold build black takes {ph['black: import + format']:.3f} s (importing it"
                     f" {ph['of which black import']:.3f} s, then formatting every top-level piece) and compiling the"
-                    f" Jinja templates {ph['compile Jinja templates']:.3f} s, of {med['build_cold']:.3f} s; the"
+                    f" Jinja templates {ph.get('compile Jinja templates', 0.0):.3f} s, of {med['build_cold']:.3f} s; the"
                     f" warm cache skips both ({med['build_warm']:.3f} s). Fix: most pieces come from the templates"
                     " alone and do not depend on the config: format them once at release time (ship a read-only"
                     " seed of the black cache, or make the templates emit black-clean code and run black only on"

@@ -15,7 +15,14 @@ from mccompile.chat import TEMPLATE_KWARGS, merged_fields, merged_roles, resolve
 from mccompile.checks import streamed_jobs
 from mccompile.conditions import compile_condition
 from mccompile.fields import BNB4_FIELDS, CHAT_FIELDS, LORA_FIELDS
-from mccompile.render import comment, py, render_python, render_text, text_block
+from mccompile.render import (
+    black_literal,
+    comment,
+    py,
+    render_python,
+    render_text,
+    text_block,
+)
 from mccompile.tasks.base import KERNELS_REQUIREMENT
 
 # optimizer in the config -> (transformers' optim name, extra requirement or None)
@@ -179,11 +186,17 @@ class Setting:
     const: str
     code: str
     note: str
+    written: str | None = None  # the value as black writes it, where it differs from code
 
     @property
     def inline(self) -> bool:
         """Short enough for the comment to stand beside the value."""
         return len(f"{self.const} = {self.code}  # {self.note}") <= 100
+
+    @property
+    def value(self) -> str:
+        """The value as the settings block writes it (black's quotes: no black needed)."""
+        return self.code if self.written is None else self.written
 
 
 @dataclass(frozen=True)
@@ -500,7 +513,7 @@ def _settings(p: Program, job: ir.Job) -> None:
                 p.value[name] = "auto"
                 continue
             if isinstance(value, ir.Lit):
-                items.append(Setting(const, py(value.value), note))
+                items.append(Setting(const, py(value.value), note, black_literal(value.value)))
                 p.value[name] = value.value
             else:
                 p.runtime.append(Setting(const, code(value), f"{note} From {_origin(value)}."))
@@ -554,7 +567,7 @@ def _chat_settings(p: Program, job: ir.Job, name: str, note: str) -> list[Settin
         value = merged_fields(value)
         note = "the keys of a ShareGPT turn"
     p.value[name] = value
-    return [Setting(name.upper(), py(value), note)]
+    return [Setting(name.upper(), py(value), note, black_literal(value))]
 
 
 def _origin(value: ir.Value) -> str:

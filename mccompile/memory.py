@@ -183,6 +183,21 @@ class Setup:
     device: str = "cuda"
 
 
+def trainable_parameters(mods: list[Module], s: Setup) -> int:
+    """The parameters that train: LoRA's (with DoRA, modules_to_save, biases), or all."""
+    if not s.lora:
+        return count_parameters(mods)
+    return lora_trainable(
+        mods,
+        s.lora_r,
+        s.lora_targets,
+        task=s.task,
+        use_dora=s.use_dora,
+        modules_to_save=s.lora_modules_to_save,
+        bias=s.lora_bias,
+    )
+
+
 def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
     """Per-GPU memory for ``s`` with ``world`` processes in all."""
     mods = modules(arch, s.task, s.num_labels)
@@ -193,18 +208,7 @@ def estimate_memory(arch: Architecture, s: Setup, world: int = 1) -> MemoryPlan:
     fsdp = s.strategy == "fsdp"
     parts: list[Part] = []
     # --- weights
-    if s.lora:
-        trainable = lora_trainable(
-            mods,
-            s.lora_r,
-            s.lora_targets,
-            task=s.task,
-            use_dora=s.use_dora,
-            modules_to_save=s.lora_modules_to_save,
-            bias=s.lora_bias,
-        )
-    else:
-        trainable = total
+    trainable = trainable_parameters(mods, s)
     if s.quantization in ("nf4", "int4", "int8"):
         q_mods = [m for m in mods if m.kind == "linear" and m.quantizable]
         rest = total - sum(m.weight_numel for m in q_mods)

@@ -33,6 +33,28 @@ def py(value: Any) -> str:
     return repr(value)
 
 
+def black_literal(value: Any) -> str:
+    """``py(value)`` with its strings quoted as black quotes them (black leaves it as it is)."""
+    from mccompile.verbatim import black_quotes
+
+    _check_literal(value)
+
+    def write(item: Any) -> str:
+        if isinstance(item, str):
+            return black_quotes(repr(item))
+        if isinstance(item, list):
+            return "[" + ", ".join(write(x) for x in item) + "]"
+        if isinstance(item, tuple):
+            return "(" + ", ".join(write(x) for x in item) + ("," if len(item) == 1 else "") + ")"
+        if isinstance(item, dict):
+            return "{" + ", ".join(f"{write(k)}: {write(v)}" for k, v in item.items()) + "}"
+        if isinstance(item, float):
+            return repr(item).replace("e+", "e")  # black writes 1e+16 as 1e16
+        return repr(item)
+
+    return write(value)
+
+
 def _check_literal(value: Any) -> None:
     if value is None or isinstance(value, (bool, int, str)):
         return
@@ -244,21 +266,20 @@ def render_python(template: str, **context: Any) -> str:
     return format_python(source, tree)
 
 
-def _chunks(source: str, tree: ast.Module) -> list[str]:
-    """The source cut before each top-level def, class and ``if``.
+def _chunks(source: str, tree: ast.Module) -> list[tuple[int, int]]:
+    """The source cut before each top-level def, class and ``if``: (first, end) line indexes.
 
     Black formats each of these pieces exactly as it would inside the whole
     module, so they can be formatted (and cached) one by one and joined with
     the two blank lines black puts between top-level definitions.
     """
-    lines = source.splitlines(keepends=True)
     starts = [0]
     for node in tree.body[1:]:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.If)):
             first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
             starts.append(first - 1)
-    bounds = [*starts, len(lines)]
-    return ["".join(lines[a:b]) for a, b in itertools.pairwise(bounds) if a < b]
+    bounds = [*starts, len(source.splitlines())]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 USE_SEED = True  # take shared pieces from the shipped black results (mccompile.blackseed)
@@ -271,22 +292,38 @@ def black_key(chunk: str) -> str:
     return key(_black_version(), str(BLACK_LINE_LENGTH), "py310", chunk)
 
 
+USE_VERBATIM = True  # keep the lines black would leave as they are without running black
+
+
 def format_python(source: str, tree: ast.Module) -> str:
-    """Black, with pieces already formatted once taken from the shipped seed or the cache."""
+    """Black, piece by piece: the leading lines it would keep as they are (verbatim.py),
+    the rest from the shipped seed, the cache, or black."""
     from mccompile import blackseed
     from mccompile.cache import TextCache
+    from mccompile.verbatim import black_keeps
 
     cache = TextCache("black")
-    out: list[str] = []
-    for chunk in _chunks(source, tree):
-        name = black_key(chunk)
+    lines = source.splitlines(keepends=True)
+
+    def black_of(text: str) -> str:
+        name = black_key(text)
         formatted = blackseed.lookup(name) if USE_SEED else None
         if formatted is None:
             formatted = cache.get(name)
         if formatted is None:
-            formatted = _black(chunk)
+            formatted = _black(text)
             cache.put(name, formatted)
-        out.append(formatted)
+        return formatted
+
+    out: list[str] = []
+    for first, end in _chunks(source, tree):
+        cut, blank = black_keeps(lines, tree, first, end) if USE_VERBATIM else (first, 0)
+        if cut == first:
+            out.append(black_of("".join(lines[first:end])))
+            continue
+        rest = "".join(lines[cut:end]).lstrip("\n")
+        kept = "".join(lines[first:cut]).rstrip("\n") + "\n"
+        out.append(kept + "\n" * blank + black_of(rest) if rest.strip() else kept)
     return "\n\n".join(part.rstrip("\n") + "\n" for part in out if part.strip())
 
 

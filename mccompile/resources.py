@@ -24,6 +24,7 @@ from mccompile.memory import (
     Setup,
     bnb4_bytes,
     estimate_memory,
+    trainable_parameters,
 )
 from mccompile.parameters import count_parameters, find_architecture, lora_trainable, modules
 
@@ -333,19 +334,7 @@ def plan_trainer(
     plan.architecture = arch.source
     mods = modules(arch, s.task, s.num_labels)
     plan.total_params = count_parameters(mods)
-    plan.trainable_params = (
-        lora_trainable(
-            mods,
-            s.lora_r,
-            s.lora_targets,
-            task=s.task,
-            use_dora=s.use_dora,
-            modules_to_save=s.lora_modules_to_save,
-            bias=s.lora_bias,
-        )
-        if s.lora
-        else plan.total_params
-    )
+    plan.trainable_params = trainable_parameters(mods, s)
     for world in worlds(s):
         plan.memory[world] = _memory_dict(estimate_memory(arch, s, world))
     if s.joined and ir.lit(job.fields.get("attn_implementation", ir.Lit(None))) is None:

@@ -66,6 +66,10 @@ def test_piecewise_black_equals_whole_file_black(
         assert render.format_python(source, ast.parse(source)) == whole
         monkeypatch.setattr(render, "USE_SEED", False)
         assert render.format_python(source, ast.parse(source)) == whole
+        # and with black for the top of the program too (no lines kept as written)
+        monkeypatch.setattr(render, "USE_VERBATIM", False)
+        assert render.format_python(source, ast.parse(source)) == whole
+        monkeypatch.setattr(render, "USE_VERBATIM", True)
         monkeypatch.setattr(render, "USE_SEED", True)
 
 
@@ -79,3 +83,72 @@ def test_text_block_reads_back_as_the_value(value: str) -> None:
     plain = '"""' not in value and not value.endswith(('"', "\\")) and "\x00" not in value
     if "\n" in value and plain:
         assert literal == 'r"""' + value + '"""'  # written as it reads
+
+
+# -- what black keeps as it is (mccompile/verbatim.py) -----------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["it's", 'say "hi"', "both ' and \"", "back\\slash", "tab\t", "é中\x1b"])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=8) | st.integers(-9, 9), inner, max_size=3),
+    max_leaves=8,
+)
+_BLACK_MODE = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_black_literal_is_what_black_writes(value: Any) -> None:
+    written = render.black_literal(value)
+    assert ast.literal_eval(written) == value or value != value  # noqa: PLR0124
+    line = f"X = {written}\n"
+    if len(line) <= 90:
+        assert black.format_str(f"X = {py(value)}\n", mode=_BLACK_MODE) == line
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(_VALUES, st.text(max_size=60)), min_size=1, max_size=4),
+    st.integers(0, 3),
+)
+def test_the_kept_top_of_a_program_is_what_black_writes(
+    monkeypatch: pytest.MonkeyPatch, settings_: list[tuple[Any, str]], blank: int
+) -> None:
+    """Settings lines of any values and notes, blank lines and comments between them, a docstring
+    and imports above and code below: the output equals black's for the whole text."""
+    monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
+    lines = ["# /// script", "# ///", "", '"""A program.', "", "Run it.", '"""', ""]
+    lines += ["import os", ""]
+    for index, (value, text) in enumerate(settings_):
+        lines.append("# -- group " + "-" * 20)
+        note = comment(text)
+        written = f"S{index} = {render.black_literal(value)}"
+        lines.append(f"{written}  # {note}" if note else written)
+        lines.extend([""] * blank)
+    lines += ["TABLE = {", '    "a": 1,', "}", "", "", "def f():", "    return os.sep", ""]
+    source = "\n".join(lines)
+    from mccompile import verbatim
+
+    kept = verbatim.black_keeps(source.splitlines(keepends=True), ast.parse(source), 0, len(lines))
+    cut, gap = kept
+    if blank <= 2 and all(verbatim._width(line) <= 100 for line in lines):
+        assert cut + gap == lines.index("TABLE = {")  # every settings line is kept as written
+    with monkeypatch.context() as m:
+        m.setattr(render, "USE_SEED", False)
+        assert render.format_python(source, ast.parse(source)) == black.format_str(
+            source, mode=_BLACK_MODE
+        )
