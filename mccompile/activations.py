@@ -70,7 +70,8 @@ def activation_bytes(
     whole joined length) under a block mask. sdpa then gets the key / value heads repeated,
     and each layer turns the boolean mask into an additive one of its dtype and keeps it
     (e·s² per layer); with checkpointing the boolean mask (s² bytes) is an input every layer
-    keeps. (Measured on CPU: 0.98-0.995 of the live storages, tests/test_resources.py.)
+    keeps, and the layer recomputed in backward makes its additive mask again (a transient).
+    Measured on CPU: 0.98-0.995 of the live storages after forward (tests/test_resources.py).
     """
     family = FAMILIES[arch.model_type]
     h, i, v = arch.hidden_size, arch.intermediate_size, arch.vocab_size
@@ -111,9 +112,10 @@ def activation_bytes(
         saved = tokens * (arch.num_hidden_layers * e * h + head)
         if attention == "eager":
             saved += batch * seq * seq * e  # the 4-d causal mask, an input every layer keeps
-        elif masked:
-            saved += batch * seq * seq  # sdpa's boolean block mask, an input every layer keeps
         transient = tokens * layer
+        if masked and attention != "eager":
+            saved += batch * seq * seq  # sdpa's boolean block mask, an input every layer keeps
+            transient += batch * seq * seq * e  # the recomputed layer's additive mask
         how = "gradient checkpointing: each layer's input kept, one layer recomputed at a time"
     else:
         saved = tokens * (arch.num_hidden_layers * layer + head)
