@@ -220,6 +220,6 @@ def black_keeps(lines: list[str], tree: ast.Module, first: int, end: int) -> tup
         return 0, 0  # black treats these by other rules
     current = "import" if text.startswith(("import ", "from ")) else "other"
     blank = following - pos
-    if previous is None or not _blank_ok(blank, previous, current):
+    if not _blank_ok(blank, previous, current):
         return 0, 0
     return pos, blank

@@ -161,7 +161,7 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
         ),
         may_pack=values.get("packing") is not False,
         packing_auto=values.get("packing") in ("auto", None),
-        varlen=values.get("packing") is not False or values.get("padding_free") is not False,
+        varlen=may_join_rows(job),
     )
 
 
@@ -197,10 +197,9 @@ def check(c: Checker, job: ir.Job, where: Where) -> None:
             where("messages_column"),
         )
     attention = value(job, "attn_implementation")
-    rows = "packed" if value(job, "packing") not in (None, False) else "padding-free"
-    if attention in ("eager", "sdpa") and (
-        value(job, "packing") not in (None, False) or value(job, "padding_free") is True
-    ):
+    packed = value(job, "packing") not in (None, False)
+    if attention in ("eager", "sdpa") and (packed or value(job, "padding_free") is True):
+        rows = "packed" if packed else "padding-free"
         c.warning(
             "slow-attention",
             f"{rows} rows under attn_implementation: {attention} attend across the whole row"

@@ -993,8 +993,8 @@ def main(argv=None):
         print(
             f"[setup] {state.num_processes} process{'es' if state.num_processes > 1 else ''} ({state.distributed_type.value}); precision: {precision or 'none yet (--dry-run)'}"
         )
-        if attention_note:
-            print(attention_note)
+    if state.is_main_process and attention_note:
+        print(attention_note)
     tokenizer = load_tokenizer()
     # the main process prepares, the others read its cache
     train_data, eval_data = main_process_first(state, lambda: prepare_data(args, tokenizer))
