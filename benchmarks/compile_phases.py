@@ -87,7 +87,7 @@ os.environ["MCCOMPILE_CACHE_DIR"] = "off"
 t0 = time.perf_counter()
 import jinja2
 import mccompile.cli as cli
-import mccompile.render as render
+import mccompile.codegen.render as render
 phases = {"import mccompile": time.perf_counter() - t0}
 
 def timed(owner, name, key):

@@ -334,8 +334,8 @@ def plan_estimate(config: Path, processes: int, seqs: list[int]) -> dict:
     """The resource plan's memory per GPU for the compiled config, at each sequence length."""
     from dataclasses import replace
 
-    from mccompile import resources as res
     from mccompile.frontend import compile_config
+    from mccompile.plan import resources as res
 
     ir_config, _ = compile_config(str(config), str(config))
     job = ir_config.workflows[0].trainer

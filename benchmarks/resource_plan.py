@@ -46,8 +46,8 @@ def exact_parts() -> list[dict]:
     import peft
     import torch
     import transformers
-    from mccompile import resources as res
-    from mccompile.architectures import distinct
+    from mccompile.plan import resources as res
+    from mccompile.plan.architectures import distinct
 
     rows = []
     for name, arch in distinct().items():
@@ -121,8 +121,8 @@ def activations(seqs: tuple[int, ...] = (128, 512), batch: int = 2) -> list[dict
     import peft
     import torch
     import transformers
-    from mccompile import resources as res
-    from mccompile.architectures import Architecture
+    from mccompile.plan import resources as res
+    from mccompile.plan.architectures import Architecture
 
     torch.manual_seed(0)
     rows = []

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from mccompile import __version__
-from mccompile.errors import ConfigError, Diagnostic, Diagnostics, ExitCode, summary, to_json
+from mccompile.diagnostics import ConfigError, Diagnostic, Diagnostics, ExitCode, summary, to_json
 
 FORMATS = ("text", "json", "github")
 
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _gpu_memory(text: str) -> tuple[str, int]:
-    from mccompile.resources import GPUS, parse_gpu_memory
+    from mccompile.plan.resources import GPUS, parse_gpu_memory
 
     parsed = parse_gpu_memory(text)
     if parsed is None:
@@ -162,12 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.CONFIG_ERROR
     if args.command == "schema":
-        from mccompile.schema import schema_text
+        from mccompile.frontend.schema import schema_text
 
         sys.stdout.write(schema_text())
         return ExitCode.OK
     if args.command == "diff":
-        from mccompile.diff import run_diff
+        from mccompile.commands.diff import run_diff
 
         return run_diff(args.configs, args.rev, stat=args.stat)
     if args.command == "validate":
@@ -187,11 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.CONFIG_ERROR
     print_diagnostics(diags.sorted(), args.format)
     if args.command == "plan":
-        from mccompile.plan import render_plan
+        from mccompile.commands.plan import render_plan
 
         info.write(render_plan(config, args.gpu_memory))
         return ExitCode.OK
-    from mccompile.build import run_build
+    from mccompile.commands.build import run_build
 
     if info is sys.stdout:
         return run_build(config, args)

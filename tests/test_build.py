@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mccompile import render
 from mccompile.cli import main
+from mccompile.codegen import render
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tests" / "guide" / "guide_9_8_1_1.yaml"
@@ -150,8 +150,7 @@ def test_the_cache_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
     assert _build_in_process(tmp_path / "uncached") == 0
     monkeypatch.setenv("MCCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
-    # black for every piece (no shipped results, no lines kept as written), so the cache fills
-    monkeypatch.setattr(render, "USE_SEED", False)
+    # black for every piece (no lines kept as written), so the cache fills
     monkeypatch.setattr(render, "USE_VERBATIM", False)
     assert _build_in_process(tmp_path / "cold") == 0
     assert _build_in_process(tmp_path / "warm") == 0

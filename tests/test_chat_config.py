@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mccompile.chat import builtin_text
 from mccompile.cli import main
+from mccompile.codegen.generate import generate_workflow
+from mccompile.commands.plan import render_plan
 from mccompile.frontend import compile_config
-from mccompile.generate import generate_workflow
-from mccompile.plan import render_plan
+from mccompile.frontend.chat import builtin_text
 
 TRAINER = """components:
   - id: trainer

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from mccompile.chat import BUILTIN_TEMPLATES, TEMPLATE_KWARGS, builtin_text
-from mccompile.render import jinja_problem
+from mccompile.frontend.chat import BUILTIN_TEMPLATES, TEMPLATE_KWARGS, builtin_text, jinja_problem
 
 chat_template_utils = pytest.importorskip("transformers.utils.chat_template_utils")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from mccompile import schema
 from mccompile.cli import main
-from mccompile.errors import Diagnostics
-from mccompile.loader import load
+from mccompile.diagnostics import Diagnostics
+from mccompile.frontend import schema
+from mccompile.frontend.loader import load
 
 CONFIGS = sorted((Path(__file__).parent / "configs").glob("*.yaml"))
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mccompile.expr import Expr, ExprError, Interpolation, convert, parse
+from mccompile.frontend.expressions import Expr, ExprError, Interpolation, convert, parse
 
 
 def test_plain_text_is_returned_as_is() -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from mccompile import schema as sch
-from mccompile.errors import Diagnostics
-from mccompile.fastschema import is_valid
-from mccompile.loader import load
-from mccompile.validate import normalize
+from mccompile.diagnostics import Diagnostics
+from mccompile.frontend import schema as sch
+from mccompile.frontend.fastschema import is_valid
+from mccompile.frontend.loader import load
+from mccompile.frontend.validate import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(

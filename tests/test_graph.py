@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mccompile.graph import find_cycle, run_order
+from mccompile.frontend.graph import find_cycle, run_order
 
 
 def test_ties_are_broken_by_written_order() -> None:

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from mccompile import schema
 from mccompile.cli import main
-from mccompile.errors import Diagnostics
-from mccompile.loader import load
+from mccompile.diagnostics import Diagnostics
+from mccompile.frontend import schema
+from mccompile.frontend.loader import load
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = sorted((ROOT / "tests" / "guide").glob("*.yaml"))

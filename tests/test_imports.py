@@ -49,11 +49,12 @@ def test_a_warm_build_imports_no_black(tmp_path: Path) -> None:
     assert _imported(*args, cache=str(tmp_path / "cache")) == {"jinja2"}
 
 
-def test_a_cold_or_changed_build_imports_no_black(tmp_path: Path) -> None:
+def test_a_changed_build_imports_no_black(tmp_path: Path) -> None:
     """The settings at the top of the program are written as black writes them and kept as
-    they are (mccompile/verbatim.py); the rest comes from the shipped black results."""
+    they are (mccompile/verbatim.py); the rest of the program is in the cache from the build
+    before."""
     args = ("build", str(CONFIG), "-o", str(tmp_path / "out"), "--force")
-    assert _imported(*args) == {"jinja2"}
+    assert "black" in _imported(*args, cache=str(tmp_path / "cache"))  # a first build runs black
     changed = tmp_path / "changed.yaml"
     changed.write_text(CONFIG.read_text().replace("learning_rate: 1e-4", "learning_rate: 3.7e-5"))
     assert "3.7e-5" in changed.read_text()

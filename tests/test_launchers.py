@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mccompile.cli import main
-from mccompile.render import RenderError, sbatch, sh, yaml_scalar
+from mccompile.codegen.render import RenderError, sbatch, sh, yaml_scalar
 
 CRDS = Path(__file__).parent / "cluster" / "crds"
 ENGINE_FILES = ("slurm.sbatch", "skypilot.yaml", "kubernetes.yaml")

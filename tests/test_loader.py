@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from mccompile.errors import Diagnostics, Position
-from mccompile.loader import Document, load
+from mccompile.diagnostics import Diagnostics, Position
+from mccompile.frontend.loader import Document, load
 
 
 def _load(text: str) -> tuple[Document | None, list[str]]:

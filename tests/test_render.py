@@ -7,10 +7,10 @@ from typing import Any
 import black
 import pytest
 
-from mccompile import render
+from mccompile.codegen import render
+from mccompile.codegen.generate import build_program, program_template
+from mccompile.codegen.render import RenderError, comment, py
 from mccompile.frontend import compile_config
-from mccompile.generate import build_program, program_template
-from mccompile.render import RenderError, comment, py
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "tests" / "guide").glob("*.yaml")) + sorted(
@@ -38,7 +38,7 @@ def test_comment_is_one_printable_line() -> None:
 
 @pytest.fixture(scope="module")
 def plain_env() -> object:
-    """An environment that compiles every template from its text (no precompiled code)."""
+    """An environment that compiles every template from its text (no bytecode cache)."""
     return render._environment.__wrapped__()
 
 
@@ -52,25 +52,20 @@ def test_piecewise_black_equals_whole_file_black(
         p = build_program(ir_config, wf)
         template = program_template(wf, p)
         source = render.render_text(template, p=p)
-        # the precompiled templates write what the templates compiled from their text write
-        monkeypatch.setattr(render, "USE_PRECOMPILED", False)
+        # the templates compiled from the bytecode cache write what they write compiled afresh
         assert plain_env.get_template(template).render(p=p) == source
-        monkeypatch.setattr(render, "USE_PRECOMPILED", True)
         mode = black.Mode(target_versions={black.TargetVersion.PY310}, line_length=100)
         whole = black.format_str(source, mode=mode)
         assert render.format_python(source, ast.parse(source)) == whole
         # and again, from the cache
         assert render.format_python(source, ast.parse(source)) == whole
-        # cold (no cache: the shipped black results and black), and without the shipped results
+        # cold (no cache: black)
         monkeypatch.setenv("MCCOMPILE_CACHE_DIR", "off")
-        assert render.format_python(source, ast.parse(source)) == whole
-        monkeypatch.setattr(render, "USE_SEED", False)
         assert render.format_python(source, ast.parse(source)) == whole
         # and with black for the top of the program too (no lines kept as written)
         monkeypatch.setattr(render, "USE_VERBATIM", False)
         assert render.format_python(source, ast.parse(source)) == whole
         monkeypatch.setattr(render, "USE_VERBATIM", True)
-        monkeypatch.setattr(render, "USE_SEED", True)
 
 
 @pytest.mark.parametrize(
@@ -141,14 +136,12 @@ def test_the_kept_top_of_a_program_is_what_black_writes(
         lines.extend([""] * blank)
     lines += ["TABLE = {", '    "a": 1,', "}", "", "", "def f():", "    return os.sep", ""]
     source = "\n".join(lines)
-    from mccompile import verbatim
+    from mccompile.codegen import verbatim
 
     kept = verbatim.black_keeps(source.splitlines(keepends=True), ast.parse(source), 0, len(lines))
     cut, gap = kept
     if blank <= 2 and all(verbatim._width(line) <= 100 for line in lines):
         assert cut + gap == lines.index("TABLE = {")  # every settings line is kept as written
-    with monkeypatch.context() as m:
-        m.setattr(render, "USE_SEED", False)
-        assert render.format_python(source, ast.parse(source)) == black.format_str(
-            source, mode=_BLACK_MODE
-        )
+    assert render.format_python(source, ast.parse(source)) == black.format_str(
+        source, mode=_BLACK_MODE
+    )

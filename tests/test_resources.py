@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mccompile import resources as res
-from mccompile.architectures import distinct
+from mccompile.plan import resources as res
+from mccompile.plan.architectures import distinct
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -134,7 +134,7 @@ def test_bnb4_bytes_equal_bitsandbytes(double_quant):
 @pytest.mark.parametrize("lora", [False, True])
 def test_optimizer_state_bytes_equal_transformers_optimizer(optim, lora):
     """One real step of the optimizer transformers builds for ``optim`` on a tiny float32 model."""
-    from mccompile.architectures import Architecture
+    from mccompile.plan.architectures import Architecture
 
     arch = Architecture("llama", 96, 32, 64, 2, 4, 2, False)
     cfg = transformers.AutoConfig.for_model(**arch.config_dict())
@@ -287,7 +287,7 @@ def _alive_after_forward(model, batch):
     ("attention", "lora", "gc"), [("sdpa", False, False), ("eager", True, True)]
 )
 def test_activation_estimate_within_ten_percent_of_cpu_measurement(attention, lora, gc):
-    from mccompile.architectures import Architecture
+    from mccompile.plan.architectures import Architecture
 
     arch = Architecture("llama", 1000, 64, 128, 2, 4, 2, False)
     cfg = transformers.AutoConfig.for_model(**arch.config_dict())
@@ -327,7 +327,7 @@ def test_joined_rows_under_sdpa_within_five_percent_of_cpu_measurement(gc):
     """Packed rows of a batch of 4 x 128, joined by TRL into one sequence of 512 tokens with
     position ids that restart at each example and no attention mask: sdpa runs under a block
     mask (the key / value heads repeated, the mask kept)."""
-    from mccompile.architectures import Architecture
+    from mccompile.plan.architectures import Architecture
 
     arch = Architecture("llama", 1000, 64, 128, 2, 4, 2, False)
     cfg = transformers.AutoConfig.for_model(**arch.config_dict())

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from mccompile.errors import Diagnostics, Position
+from mccompile.diagnostics import Diagnostics, Position
+from mccompile.frontend.loader import load
 from mccompile.importers.common import Peer, emit
-from mccompile.loader import load
 
 PEERS = {"axolotl": "Axolotl", "llama-factory": "LLaMA-Factory"}
 # the key that names the model, which tells one peer's file from the other's

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mccompile.errors import Diagnostics
-from mccompile.loader import Document, load
+from mccompile.diagnostics import Diagnostics
+from mccompile.frontend.loader import Document, load
 
 # a plain YAML scalar that reads back as the same string (YAML 1.2 core schema)
 _PLAIN = re.compile(r"^[A-Za-z_./][A-Za-z0-9_./@+-]*$")
@@ -223,7 +223,7 @@ class Peer:
 
     def keep_task_keys(self, trainer: Block) -> None:
         """Drop the settings the trainer's task does not read (a warning and a note each)."""
-        from mccompile import schema
+        from mccompile.frontend import schema
 
         task = trainer.get("task") or "sft"
         known = schema.trainer_fields(str(task))

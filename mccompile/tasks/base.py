@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 from mccompile import ir
+from mccompile.diagnostics import Path_
+
+# where a trainer key of a job was written: the job's input when it sets the key, else the component
+Where = Callable[[str], Path_]
+
+
+class Checks(Protocol):
+    """What a task's checks report to (the front end's checker)."""
+
+    base: Path  # the config's folder: files the config names are read from here
+
+    def error(self, code: str, message: str, path: Path_) -> None: ...
+
+    def warning(self, code: str, message: str, path: Path_) -> None: ...
 
 # the kernels package: hub builds of attention kernels (transformers 5.25 and newer require it)
 KERNELS_REQUIREMENT = "kernels>=0.18.2,<0.20"

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mccompile import ir
-from mccompile.tasks.base import text_field
-
-if TYPE_CHECKING:
-    from mccompile.checks import Checker, Where
+from mccompile.tasks.base import Checks, Where, text_field
 
 NAME = "classification"
 DESCRIPTION = "sequence classification"
@@ -74,5 +71,5 @@ def program_model(
     return ClassificationProgram(name=NAME)
 
 
-def check(c: Checker, job: ir.Job, where: Where) -> None:
+def check(c: Checks, job: ir.Job, where: Where) -> None:
     """Nothing beyond the schema: its keys are the task's own."""

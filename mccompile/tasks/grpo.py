@@ -13,13 +13,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mccompile import ir
-from mccompile.tasks.base import bool_field, number_field, text_field, value
-
-if TYPE_CHECKING:
-    from mccompile.checks import Checker, Where
+from mccompile.tasks.base import Checks, Where, bool_field, number_field, text_field, value
 
 NAME = "grpo"
 DESCRIPTION = "online reinforcement learning with GRPO and reward functions"
@@ -352,8 +349,8 @@ def _batch_known(job: ir.Job) -> bool:
 # -- checks -------------------------------------------------------------------------------
 
 
-def check(c: Checker, job: ir.Job, where: Where) -> None:
-    from mccompile.validate import suggest
+def check(c: Checks, job: ir.Job, where: Where) -> None:
+    from mccompile.diagnostics import suggest
 
     entries_value = job.fields.get("reward_functions")
     base = where("reward_functions")
@@ -368,7 +365,7 @@ def check(c: Checker, job: ir.Job, where: Where) -> None:
         else:
             c.error("literal", "reward_functions must be written in the config", base)
         return
-    root = Path(c.doc.file).resolve().parent
+    root = c.base.resolve()
     names: dict[str, str] = {}
     count = 0
     for i, entry in enumerate(entries_value.value):
@@ -418,7 +415,7 @@ def check(c: Checker, job: ir.Job, where: Where) -> None:
     _check_overlong(c, job, where)
 
 
-def _check_name(c: Checker, name: str, at: tuple[Any, ...], suggest: Any) -> bool:
+def _check_name(c: Checks, name: str, at: tuple[Any, ...], suggest: Any) -> bool:
     if name in NAMED:
         return True
     plain = name.removeprefix("get_")
@@ -433,7 +430,7 @@ def _check_name(c: Checker, name: str, at: tuple[Any, ...], suggest: Any) -> boo
 
 
 def _check_named_entry(
-    c: Checker, entry: dict[str, Any], at: tuple[Any, ...], suggest: Any
+    c: Checks, entry: dict[str, Any], at: tuple[Any, ...], suggest: Any
 ) -> None:
     name = entry["name"]
     if not isinstance(name, str):
@@ -476,7 +473,7 @@ def _check_named_entry(
 
 
 def _check_file_entry(
-    c: Checker,
+    c: Checks,
     entry: dict[str, Any],
     at: tuple[Any, ...],
     root: Path,
@@ -614,7 +611,7 @@ def _processes(job: ir.Job) -> int | None:
     return procs * machines if isinstance(procs, int) and isinstance(machines, int) else None
 
 
-def _check_batches(c: Checker, job: ir.Job, where: Where) -> None:
+def _check_batches(c: Checks, job: ir.Job, where: Where) -> None:
     group = value(job, "num_generations")
     batch = value(job, "per_device_train_batch_size")
     accumulation = value(job, "gradient_accumulation_steps")
@@ -663,7 +660,7 @@ def _check_batches(c: Checker, job: ir.Job, where: Where) -> None:
         )
 
 
-def _check_overlong(c: Checker, job: ir.Job, where: Where) -> None:
+def _check_overlong(c: Checks, job: ir.Job, where: Where) -> None:
     longest = value(job, "max_completion_length")
     for i, entry in enumerate(_entries(job)):
         if not (isinstance(entry, dict) and entry.get("name") == "soft_overlong_punishment"):

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mccompile import ir
 from mccompile.tasks import preference as pref
-
-if TYPE_CHECKING:
-    from mccompile.checks import Checker, Where
+from mccompile.tasks.base import Checks, Where
 
 NAME = "orpo"
 DESCRIPTION = "odds ratio preference optimization on pairs, without a reference model"
@@ -62,6 +60,6 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
     return ORPOProgram(name=NAME)
 
 
-def check(c: Checker, job: ir.Job, where: Where) -> None:
+def check(c: Checks, job: ir.Job, where: Where) -> None:
     pref.check_pair_columns(c, job, where)
     pref.check_no_length_groups(c, job, where)

@@ -6,14 +6,11 @@ Not a task: the task modules take their pieces from here.
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mccompile import ir
 from mccompile.tasks import conversation
-from mccompile.tasks.base import is_null, is_set, number_field, text_field, value
-
-if TYPE_CHECKING:
-    from mccompile.checks import Checker, Where
+from mccompile.tasks.base import Checks, Where, is_null, is_set, number_field, text_field, value
 
 # how chat turns become text: the tokenizer's template, plain, a built-in, a file or Jinja
 CHAT_FIELDS: dict[str, Any] = {"chat_template": conversation.FIELDS["chat_template"]}
@@ -73,7 +70,7 @@ def pair_hidden(fmt: str) -> tuple[str, ...]:
     return ("prompt_column", "chosen_column", "rejected_column") if fmt == "auto" else ()
 
 
-def check_pair_columns(c: Checker, job: ir.Job, where: Where) -> None:
+def check_pair_columns(c: Checks, job: ir.Job, where: Where) -> None:
     chosen, rejected = is_set(job, "chosen_column"), is_set(job, "rejected_column")
     if chosen != rejected:
         have, lack = (
@@ -89,7 +86,7 @@ def check_pair_columns(c: Checker, job: ir.Job, where: Where) -> None:
         )
 
 
-def check_reference(c: Checker, job: ir.Job, where: Where) -> None:
+def check_reference(c: Checks, job: ir.Job, where: Where) -> None:
     if is_set(job, "reference_model") and value(job, "precompute_ref_log_probs") is True:
         c.warning(
             "no-effect",
@@ -98,7 +95,7 @@ def check_reference(c: Checker, job: ir.Job, where: Where) -> None:
         )
 
 
-def check_no_length_groups(c: Checker, job: ir.Job, where: Where) -> None:
+def check_no_length_groups(c: Checks, job: ir.Job, where: Where) -> None:
     """The preference trainers batch rows as they come: group_by_length would be ignored."""
     if value(job, "group_by_length") is True and "group_by_length" in job.explicit:
         task = value(job, "task")

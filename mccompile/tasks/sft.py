@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mccompile import ir
-from mccompile.fields import CHAT_FIELDS
 from mccompile.tasks import conversation
 from mccompile.tasks.base import (
     KERNELS_REQUIREMENT,
+    Checks,
+    Where,
     bool_field,
     is_null,
     is_set,
     text_field,
     value,
 )
-
-if TYPE_CHECKING:
-    from mccompile.checks import Checker, Where
+from mccompile.tasks.fields import CHAT_FIELDS
 
 NAME = "sft"
 DESCRIPTION = "supervised fine-tuning of a causal LM"
@@ -165,7 +164,7 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
     )
 
 
-def check(c: Checker, job: ir.Job, where: Where) -> None:
+def check(c: Checks, job: ir.Job, where: Where) -> None:
     given = job.explicit
     cid = job.component
     if is_set(job, "text_column") and (

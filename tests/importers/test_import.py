@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from mccompile import schema, tasks
+from mccompile import tasks
 from mccompile.cli import main
-from mccompile.errors import Diagnostics
-from mccompile.loader import load
+from mccompile.diagnostics import Diagnostics
+from mccompile.frontend import schema
+from mccompile.frontend.loader import load
 
 PEERS = Path(__file__).resolve().parent / "peers"
 
