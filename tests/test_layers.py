@@ -1,5 +1,5 @@
-"""The package's layers import one way: every import of a module of mccompile counted, function-local
-and ``TYPE_CHECKING`` ones too (CONTRIBUTING.md shows the map)."""
+"""The package's layers import one way: every import of a module of mccompile counted,
+function-local and ``TYPE_CHECKING`` ones too (CONTRIBUTING.md shows the map)."""
 
 from __future__ import annotations
 

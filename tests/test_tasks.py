@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mccompile import tasks
-from mccompile.codegen.generate import Launch, Train, build_program
+from mccompile.codegen.generate import build_program
+from mccompile.codegen.program import Launch, Train
 from mccompile.frontend import schema
 from mccompile.ir import Config, Job, Lit, Workflow
 
@@ -23,7 +24,7 @@ def test_task_module_is_complete(name: str) -> None:
     assert (ROOT / "templates" / module.TEMPLATE).is_file()
     for field in module.FIELDS.values():
         assert field["description"] and "default" in field
-    from mccompile.codegen.generate import setting_groups
+    from mccompile.codegen.settings import setting_groups
 
     grouped = {key for _, names in setting_groups(module) for key in names}
     grouped |= set(getattr(module, "NOT_SETTINGS", ()))
