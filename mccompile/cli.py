@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _gpu_memory(text: str) -> tuple[str, int]:
-    from mccompile.plan.resources import GPUS, parse_gpu_memory
+    from mccompile.plan.gpus import GPUS, parse_gpu_memory
 
     parsed = parse_gpu_memory(text)
     if parsed is None:

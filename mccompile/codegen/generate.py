@@ -26,7 +26,7 @@ from mccompile.codegen.tables import (
 )
 from mccompile.frontend import launchers
 from mccompile.frontend import schema as sch
-from mccompile.frontend.checks import streamed_jobs
+from mccompile.frontend.dataset_checks import streamed_jobs
 
 
 def _data_steps(p: Program) -> None:

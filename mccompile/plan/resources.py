@@ -1,14 +1,13 @@
 """The resource plan of a trainer, before launch: parameters, batch, tokens, GPU memory.
 
-``mccompile plan`` and the bundle README show it. The arithmetic is in mccompile/parameters.py
-(parameter counts, exact), mccompile/memory.py (bytes per part) and mccompile/activations.py
+``mccompile plan`` and the bundle README show it. The arithmetic is in plan/parameters.py
+(parameter counts, exact), plan/memory.py (bytes per part) and plan/activations.py
 (the activation estimate); this module reads a trainer job into that arithmetic, suggests
 what to change when it does not fit a GPU, and writes the plan as text.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from mccompile import ir
 from mccompile.plan.activations import activation_bytes
 from mccompile.plan.architectures import Architecture, known
+from mccompile.plan.gpus import GPUS, parse_gpu_memory
 from mccompile.plan.memory import (
     CUDA_CONTEXT_BYTES,
     FRAGMENTATION,
@@ -48,46 +48,8 @@ __all__ = [
     "setup_from_job",
 ]
 
-# GPU names for --gpu-memory (memory in GiB as the driver reports it, rounded down)
-GPUS: dict[str, float] = {
-    "h200": 139.8,
-    "h100": 79.6,
-    "h100-80gb": 79.6,
-    "h100-94gb": 93.1,
-    "h800": 79.6,
-    "b200": 178.4,
-    "a100": 79.2,
-    "a100-80gb": 79.2,
-    "a100-40gb": 39.4,
-    "l40s": 44.4,
-    "l40": 44.4,
-    "l4": 22.0,
-    "a10g": 22.0,
-    "a10": 22.0,
-    "a6000": 47.5,
-    "rtx6000ada": 47.5,
-    "t4": 14.6,
-    "v100": 31.7,
-    "v100-16gb": 15.8,
-    "rtx4090": 23.6,
-    "rtx3090": 23.6,
-    "rtx5090": 31.4,
-}
 
 
-def parse_gpu_memory(text: str) -> tuple[str, int] | None:
-    """``80GB``, ``40GiB``, ``24g``, or a GPU name (``H100``, ``A100-40GB``) -> (label, bytes)."""
-    key = text.strip().lower().replace(" ", "").replace("_", "-")
-    name = key.removeprefix("nvidia-")
-    if name in GPUS:
-        return f"{text.strip()} ({GPUS[name]:g} GiB)", int(GPUS[name] * GiB)
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m)?", key)
-    if not m:
-        return None
-    amount = float(m.group(1))
-    unit = m.group(2) or "gb"
-    scale = {"gib": GiB, "gb": 10**9, "g": GiB, "mib": 1024**2, "mb": 10**6, "m": 1024**2}[unit]
-    return text.strip(), int(amount * scale)
 
 
 @dataclass
