@@ -309,7 +309,11 @@ def _datasets(
         block.set("type", "datasets")
         dsrc = f"{src}: '{name}' in dataset_info.json"
         if "file_name" in entry:
-            file = f"./{folder}/{entry['file_name']}"
+            file = (
+                f"{folder.rstrip('/')}/{entry['file_name']}"
+                if folder.startswith("/")
+                else f"./{folder}/{entry['file_name']}"
+            )
             loader = "text" if file.endswith(".txt") else "json"
             block.set("provider", "local", dsrc)
             block.set("loader", loader, "by the file's extension")

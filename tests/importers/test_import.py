@@ -668,3 +668,27 @@ def test_files_that_are_not_this_peers_config(
     assert main(["import", peer, str(path)]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err, err
+
+
+def test_a_regex_string_of_lora_target_modules_is_refused(tmp_path: Path) -> None:
+    """PEFT reads one string as a regular expression: a one-item list would match nothing."""
+    peer = tmp_path / "a.yml"
+    peer.write_text(
+        "base_model: m\nadapter: lora\nlearning_rate: 0.0001\n"
+        "lora_target_modules: '.*(q|v)_proj'\n"
+        "datasets:\n  - path: d.jsonl\n    type: alpaca\n",
+        encoding="utf-8",
+    )
+    assert main(["import", "axolotl", str(peer), "-o", str(tmp_path / "c.yaml")]) == 2
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_an_absolute_dataset_dir_stays_absolute(tmp_path: Path) -> None:
+    peer = tmp_path / "lf.yaml"
+    peer.write_text(
+        "model_name_or_path: m\ndataset: alpaca_en_demo\ndataset_dir: /srv/data\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "c.yaml"
+    assert main(["import", "llama-factory", str(peer), "-o", str(out)]) == 0
+    assert "data_files: /srv/data/alpaca_en_demo.json" in out.read_text(encoding="utf-8")
