@@ -9,6 +9,7 @@ train_on_inputs false, eval_batch_size = micro_batch_size, one checkpoint per ep
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mccompile.importers.common import (
@@ -605,7 +606,15 @@ def _adapter(peer: Peer, trainer: Block) -> None:
         trainer.set("lora_target_modules", "all-linear", peer.src("lora_target_linear"))
         if modules:
             peer.drop("lora_target_modules", "lora_target_linear takes every linear layer", trainer)
+    elif isinstance(modules, str) and not re.fullmatch(r"[\w.]+", modules):
+        peer.unsupported(
+            "lora_target_modules",
+            f"lora_target_modules: {short(modules)} is one string, which PEFT reads as a regular"
+            " expression over module names; mccompile's lora_target_modules takes a list of"
+            " names or all-linear (list the module names)",
+        )
     elif modules:
+        # one module name (no pattern characters): the list that name means
         trainer.set(
             "lora_target_modules",
             [modules] if isinstance(modules, str) else modules,

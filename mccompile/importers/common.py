@@ -282,6 +282,15 @@ class Peer:
             self.doc.kpos((key,)),
         )
 
+    def differs(self, key: str, name: str, why: str) -> None:
+        """Imported, and trains otherwise in one named respect: a warning that says how."""
+        self.diags.warning(
+            "import-differs",
+            f"{self.name} key '{key}' [{name}]: {why}",
+            (key,),
+            self.doc.kpos((key,)),
+        )
+
     def rest(self, reasons: dict[str, str], block: Block) -> list[str]:
         """Every key not used: null ones listed as unset, the others dropped with a warning."""
         unset = []

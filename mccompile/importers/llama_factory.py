@@ -12,19 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mccompile import schema
 from mccompile.importers.common import Block, Entry, Output, Peer, read_deepspeed
+from mccompile.importers.llama_factory_templates import ALPACA_INPUT, TEMPLATES
 
 STAGES = {"sft": "sft", "pt": "sft", "dpo": "dpo", "kto": "kto", "rm": "reward"}
 PREF_LOSS = {"sigmoid": None, "hinge": "hinge", "ipo": "ipo"}
-TEMPLATES = {
-    "llama3": "llama3",
-    "qwen3": "qwen3",
-    "gemma3": "gemma3",
-    "mistral": "mistral",
-    "alpaca": "alpaca",
-    "chatml": "chatml",
-    "empty": "plain",
-}
 SCHEDULERS = (
     "linear",
     "cosine",
@@ -316,7 +309,11 @@ def _datasets(
         block.set("type", "datasets")
         dsrc = f"{src}: '{name}' in dataset_info.json"
         if "file_name" in entry:
-            file = f"./{folder}/{entry['file_name']}"
+            file = (
+                f"{folder.rstrip('/')}/{entry['file_name']}"
+                if folder.startswith("/")
+                else f"./{folder}/{entry['file_name']}"
+            )
             loader = "text" if file.endswith(".txt") else "json"
             block.set("provider", "local", dsrc)
             block.set("loader", loader, "by the file's extension")
@@ -339,6 +336,9 @@ def _datasets(
         )
         blocks.append(block)
         formats.append(_format(entry, stage, name))
+        alpaca = entry.get("formatting", "alpaca") == "alpaca" and not entry.get("ranking")
+        if alpaca and stage == "sft" and key == "dataset" and len(formats) == 1:
+            peer.differs(key, *ALPACA_INPUT)
     first = formats[0] if formats else []
     for i, fmt in enumerate(formats[1:], start=1):
         if [f[:2] for f in fmt] != [f[:2] for f in first]:
@@ -418,7 +418,32 @@ def _data(peer: Peer, trainer: Block, stage: str) -> None:
     template = peer.take("template", (str,))
     if template is not None and stage != "pt":
         if template in TEMPLATES:
-            trainer.set("chat_template", TEMPLATES[template], peer.src("template"))
+            mapped = TEMPLATES[template]
+            if template == "qwen" and trainer.has("tools_column"):
+                peer.unsupported(
+                    "template",
+                    "template: qwen with tool-call data (a tools column) has no counterpart:"
+                    " mccompile's qwen format renders no tool definitions or calls"
+                    " (template qwen3 does)",
+                )
+            trainer.set("chat_template", mapped.chat_template, peer.src("template"))
+            task = str(trainer.get("task"))
+            if mapped.eos_token and "special_tokens" in schema.trainer_fields(task):
+                trainer.set(
+                    "special_tokens",
+                    {"eos_token": mapped.eos_token},
+                    peer.src("template") + ": its end-of-turn token is the EOS",
+                )
+            elif mapped.eos_token:
+                peer.differs(
+                    "template",
+                    "eos-after-end-of-turn",
+                    f"template {template}: task: {task} keeps the tokenizer's end-of-sequence"
+                    f" token, which TRL appends after each completion's {mapped.eos_token}"
+                    f" (LLaMA-Factory makes {mapped.eos_token} the end-of-sequence token)",
+                )
+            for name, why in mapped.differences:
+                peer.differs("template", name, f"template {template}: {why}")
         else:
             peer.approximate(
                 "template",
@@ -438,6 +463,13 @@ def _data(peer: Peer, trainer: Block, stage: str) -> None:
         "max_seq_length",
         cutoff or 2048,
         peer.src("cutoff_len") if cutoff else "LLaMA-Factory's default cutoff_len",
+    )
+    peer.differs(
+        "cutoff_len" if peer.has("cutoff_len") else "stage",
+        "truncation",
+        f"a row longer than {cutoff or 2048} tokens loses its end (a row left with no"
+        " response is dropped); LLaMA-Factory cuts the prompt and the response in"
+        " proportion and keeps every row",
     )
     task = trainer.get("task")
     packing = peer.take("packing", (bool,))
