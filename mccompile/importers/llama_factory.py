@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mccompile import schema
+from mccompile.frontend import schema
 from mccompile.importers.common import Block, Entry, Output, Peer, read_deepspeed
 from mccompile.importers.llama_factory_templates import ALPACA_INPUT, TEMPLATES
 
