@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mccompile import __version__, ir, tasks
+from mccompile.codegen import vision as vision_program
 from mccompile.codegen.conditions import compile_condition
 from mccompile.codegen.render import (
     black_literal,
@@ -686,7 +687,10 @@ def _train(p: Program, job: ir.Job) -> None:
         save_steps=v.get("save_steps"),
         **_run_extras(job),
     )
-    p.task = module.program_model(job, v, p.ref)
+    if fmt == "vision":  # images beside the chat turns: the vision-language program
+        p.task = vision_program.program_model(p, job, code)
+    else:
+        p.task = module.program_model(job, v, p.ref)
 
 
 def _chosen(job: ir.Job, name: str) -> bool:
@@ -795,7 +799,9 @@ def program_template(wf: ir.Workflow, p: Program) -> str:
     """The template of the workflow's program: one per program shape."""
     if wf.trainer is None:
         return "prepare.py.jinja"
-    return str(tasks.of_job(wf.trainer).TEMPLATE)
+    module = tasks.of_job(wf.trainer)
+    chosen = getattr(module, "template", None)  # a task whose program takes more than one shape
+    return str(chosen(wf.trainer) if chosen is not None else module.TEMPLATE)
 
 
 def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:
