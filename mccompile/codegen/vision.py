@@ -10,16 +10,18 @@ from typing import Any
 
 from mccompile import ir
 from mccompile.tasks import preference, vision
+from mccompile.tasks.base import value
 
 # the field of a load job that names its files
 _FILE_FIELDS = {"local": "data_files", "huggingface": "path"}
 
 
-def data_file_code(wf: ir.Workflow, value: ir.Value | None, code: Any) -> str:
+def data_file_code(wf: ir.Workflow, source: ir.Value | None, code: Any) -> str:
     """Code for the training data's file (or files): a text dataset, a local load's data_files,
     a hub load's path, followed through filter / map / select; "None" where it is not known."""
     jobs = {job.id: job for job in wf.jobs}
     seen: set[str] = set()
+    value = source
     while isinstance(value, ir.JobRef) and value.job in jobs and value.job not in seen:
         seen.add(value.job)
         job = jobs[value.job]
@@ -36,7 +38,7 @@ def data_file_code(wf: ir.Workflow, value: ir.Value | None, code: Any) -> str:
 
 def program_model(p: Any, job: ir.Job, code: Any) -> vision.VisionProgram:
     reference = None
-    if vision.value(job, "task") == "dpo":
+    if value(job, "task") == "dpo":
         words: tuple[str, ...]
         ref_code, said = preference.reference_code(job, p.value)
         words = tuple(preference.reference_lines(said))

@@ -145,7 +145,9 @@ def check(c: Checks, job: ir.Job, where: Where) -> None:
     task = value(job, "task")
     for name, instead in _NOT_WITH_IMAGES.items():
         if is_set(job, name) and name in job.explicit:
-            c.error("vision-conflict", f"'{name}' cannot go with images_column: {instead}", where(name))
+            c.error(
+                "vision-conflict", f"'{name}' cannot go with images_column: {instead}", where(name)
+            )
     if task == "sft" and is_set(job, "prompt_column"):
         c.error(
             "vision-conflict",
@@ -181,9 +183,17 @@ def check(c: Checks, job: ir.Job, where: Where) -> None:
             "truncation_mode keep_end would cut the image tokens off the prompt: use keep_start",
             where("truncation_mode"),
         )
+    if task == "dpo" and value(job, "precompute_ref_log_probs") is True:
+        c.error(
+            "vision-conflict",
+            "TRL computes the reference model's log-probabilities of pairs with images as it"
+            " trains: leave precompute_ref_log_probs false",
+            where("precompute_ref_log_probs"),
+        )
     if value(job, "quantization") and value(job, "freeze_vision_tower") is False:
         c.error(
             "vision-conflict",
-            "a quantized vision tower cannot train: keep freeze_vision_tower true with quantization",
+            "a quantized vision tower cannot train: keep freeze_vision_tower true with"
+            " quantization",
             where("freeze_vision_tower"),
         )
