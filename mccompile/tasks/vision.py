@@ -56,7 +56,7 @@ FIELDS: dict[str, Any] = {
 }
 GROUP = list(FIELDS)
 # the keys a text-only trainer never reads
-TEXT_HIDDEN = tuple(name for name in FIELDS if name != "images_column")
+TEXT_HIDDEN = tuple(FIELDS)
 
 
 def is_vision(job: ir.Job) -> bool:
@@ -134,7 +134,7 @@ def check(c: Checks, job: ir.Job, where: Where) -> None:
         return
     if not is_vision(job):
         for name in TEXT_HIDDEN:
-            if name in job.explicit:
+            if name in job.explicit and name != "images_column":
                 c.error(
                     "vision-key",
                     f"'{name}' applies to vision-language training: set images_column (the"
