@@ -7,6 +7,13 @@ make_tiny_model(dest, chat_template=False, pad_token=True) -> dest
     when chat_template=True). pad_token=False saves a tokenizer WITHOUT a pad token.
   * model: LlamaConfig(hidden 64, intermediate 128, 2 layers, 4 heads, 2 kv heads), fp32, seed 0.
 Runs in ~0.2 s and writes ~0.5-1 MB.
+
+make_tiny_vlm(dest) -> dest
+
+  * a LLaVA-style vision-language model: a 2-layer CLIP vision tower (32 x 32 px images, 8 px
+    patches: 16 image tokens per image), a 2-layer MLP projector and the tiny Llama above (with
+    chat_template=True), fp32, seed 0; saved with a LlavaProcessor (CLIP's PIL image processor:
+    no torchvision) whose chat template reads {"type": "image"} / {"type": "text"} content lists.
 """
 
 import os
@@ -93,11 +100,89 @@ def make_tiny_model(dest: str, chat_template: bool = False, pad_token: bool = Tr
     return dest
 
 
+VLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}"
+    "{{ '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def make_tiny_vlm(dest: str) -> str:
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    make_tiny_model(dest, chat_template=True)
+    tokenizer = AutoTokenizer.from_pretrained(dest)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tokenizer.chat_template = VLM_CHAT_TEMPLATE
+    text_config = LlamaConfig.from_pretrained(dest)
+    text_config.vocab_size = len(tokenizer)
+    vision_config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+    )
+    config = LlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="default",  # the CLS token left out: 16 tokens per image
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(config)
+    for name in os.listdir(dest):  # the text-only model's files give way to the VLM's
+        if name.endswith((".safetensors", ".bin")) or name in ("config.json", "generation_config.json"):
+            os.remove(os.path.join(dest, name))
+    model.save_pretrained(dest)
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": 32},
+        crop_size={"height": 32, "width": 32},
+        do_center_crop=True,
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's CLS token
+        chat_template=VLM_CHAT_TEMPLATE,
+        image_token="<image>",
+    )
+    processor.save_pretrained(dest)
+    return dest
+
+
 if __name__ == "__main__":
     import time
 
     t = time.time()
     out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/tiny-llama"
-    make_tiny_model(out, chat_template="--chat" in sys.argv, pad_token="--no-pad" not in sys.argv)
+    if "--vlm" in sys.argv:
+        make_tiny_vlm(out)
+    else:
+        make_tiny_model(out, chat_template="--chat" in sys.argv, pad_token="--no-pad" not in sys.argv)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     print(f"{out}: {time.time() - t:.2f}s, {size / 1e6:.2f} MB, files={sorted(os.listdir(out))}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mccompile import ir, tasks
+from mccompile.codegen import vision as vision_program
 from mccompile.codegen.conditions import compile_condition
 from mccompile.codegen.program import Chat, KeepFunction, Launch, Program, Step, Train, code
 from mccompile.codegen.render import comment, py, render_python, render_text
@@ -214,7 +215,10 @@ def _train(p: Program, job: ir.Job) -> None:
         save_steps=v.get("save_steps"),
         **_run_extras(job),
     )
-    p.task = module.program_model(job, v, p.ref)
+    if fmt == "vision":  # images beside the chat turns: the vision-language program
+        p.task = vision_program.program_model(p, job, code)
+    else:
+        p.task = module.program_model(job, v, p.ref)
 
 
 
@@ -319,7 +323,9 @@ def program_template(wf: ir.Workflow, p: Program) -> str:
     """The template of the workflow's program: one per program shape."""
     if wf.trainer is None:
         return "prepare.py.jinja"
-    return str(tasks.of_job(wf.trainer).TEMPLATE)
+    module = tasks.of_job(wf.trainer)
+    shape = getattr(module, "template", None)  # a task whose program takes more than one shape
+    return str(shape(wf.trainer) if shape is not None else module.TEMPLATE)
 
 
 def generate_workflow(config: ir.Config, wf: ir.Workflow) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from mccompile import ir
 from mccompile.tasks import preference as pref
+from mccompile.tasks import vision
 from mccompile.tasks.base import Checks, Where, value
 
 NAME = "dpo"
@@ -74,6 +75,7 @@ FIELDS: dict[str, Any] = {
         "default": "keep_start",
     },
     **pref.REFERENCE_FIELDS,
+    **vision.FIELDS,
 }
 
 SETTING_GROUPS: dict[str, list[str]] = {
@@ -94,16 +96,27 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "reference_model",
         "precompute_ref_log_probs",
     ],
+    "Vision": vision.GROUP,
     "Speed": pref.SPEED_SETTINGS,
 }
 
 
 def data_format(job: ir.Job) -> str:
-    return pref.pair_format(job)
+    return "vision" if vision.is_vision(job) else pref.pair_format(job)
 
 
 def hidden(fmt: str) -> tuple[str, ...]:
-    return pref.pair_hidden(fmt)
+    """The keys a format never reads (vision: pairs with images; the columns are detected
+    where the config names none)."""
+    return () if fmt == "vision" else pref.pair_hidden(fmt) + vision.TEXT_HIDDEN
+
+
+def template(job: ir.Job) -> str:
+    return vision.template(job, TEMPLATE)
+
+
+def extra_requirements(job: ir.Job) -> tuple[str, ...]:
+    return (vision.PILLOW_REQUIREMENT,) if vision.is_vision(job) else ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,7 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
 
 
 def check(c: Checks, job: ir.Job, where: Where) -> None:
+    vision.check(c, job, where)
     pref.check_pair_columns(c, job, where)
     pref.check_reference(c, job, where)
     pref.check_no_length_groups(c, job, where)

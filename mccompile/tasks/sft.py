@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mccompile import ir
-from mccompile.tasks import conversation
+from mccompile.tasks import conversation, vision
 from mccompile.tasks.base import (
     KERNELS_REQUIREMENT,
     Checks,
@@ -62,6 +62,7 @@ FIELDS: dict[str, Any] = {
     "padding_free": bool_field(
         "SFT: concatenate each batch without padding (position ids mark the examples).", False
     ),
+    **vision.FIELDS,
 }
 
 SETTING_GROUPS: dict[str, list[str]] = {
@@ -77,6 +78,7 @@ SETTING_GROUPS: dict[str, list[str]] = {
         "validation_split",
     ],
     "Chat format": list(CHAT_FIELDS),
+    "Vision": vision.GROUP,
     "Speed": [
         "group_by_length",
         "padding_free",
@@ -100,11 +102,24 @@ _HIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "prompt_response": ("text_column", "messages_column", *CHAT_FIELDS[1:5]),
     "auto": ("text_column", "prompt_column", "response_column", "system_column"),
+    "vision": (
+        "text_column",
+        "prompt_column",
+        "response_column",
+        "system_column",
+        "packing",
+        "padding_free",
+        "group_by_length",
+        *CHAT_FIELDS[3:],
+    ),
 }
 
 
 def data_format(job: ir.Job) -> str:
-    """text, prompt_response, or auto (detected from the columns at run time)."""
+    """text, prompt_response, auto (detected from the columns at run time), or vision (chat
+    turns with images)."""
+    if vision.is_vision(job):
+        return "vision"
     if not is_null(job, "text_column"):
         return "text"
     if not is_null(job, "prompt_column"):
@@ -113,7 +128,11 @@ def data_format(job: ir.Job) -> str:
 
 
 def hidden(fmt: str) -> tuple[str, ...]:
-    return _HIDDEN.get(fmt, ())
+    return _HIDDEN.get(fmt, ()) + (() if fmt == "vision" else vision.TEXT_HIDDEN)
+
+
+def template(job: ir.Job) -> str:
+    return vision.template(job, TEMPLATE)
 
 
 def may_join_rows(job: ir.Job) -> bool:
@@ -125,6 +144,8 @@ def may_join_rows(job: ir.Job) -> bool:
 def extra_requirements(job: ir.Job) -> tuple[str, ...]:
     """Joined rows with attn_implementation null: the program looks for a variable-length
     kernel, and the kernels package fetches one from the hub without building flash-attn."""
+    if vision.is_vision(job):
+        return (vision.PILLOW_REQUIREMENT,)
     if may_join_rows(job) and job.fields.get("attn_implementation", ir.Lit(None)) == ir.Lit(None):
         return (KERNELS_REQUIREMENT,)
     return ()
@@ -165,6 +186,9 @@ def program_model(job: ir.Job, values: Mapping[str, Any], ref: Mapping[str, str]
 
 
 def check(c: Checks, job: ir.Job, where: Where) -> None:
+    vision.check(c, job, where)
+    if vision.is_vision(job):
+        return
     given = job.explicit
     cid = job.component
     if is_set(job, "text_column") and (
