@@ -168,6 +168,7 @@ class Resolver(JobResolver):
         jobs: dict[str, ir.Job] = {}
         order_written: list[str] = []
         job_paths: dict[str, Path_] = {}
+        names: dict[str, str] = {}  # the program's name of each job -> its id
         broken: set[Any] = set()
         for i, raw in enumerate(jobs_raw):
             jpath = (*path, "jobs", i) if path[0] == "workflows" else path
@@ -191,7 +192,7 @@ class Resolver(JobResolver):
                     (*jpath, "id") if not implicit else jpath,
                 )
                 continue
-            twin = next((j for j in jobs if ir.identifier(j) == ir.identifier(job.id)), None)
+            twin = names.get(ir.identifier(job.id))
             if twin is not None:
                 self.error(
                     "id-clash",
@@ -201,6 +202,7 @@ class Resolver(JobResolver):
                 )
                 continue
             jobs[job.id] = job
+            names[ir.identifier(job.id)] = job.id
             order_written.append(job.id)
             job_paths[job.id] = jpath
         # dependencies: depends_on plus every ${jobs.X.output}
@@ -252,8 +254,9 @@ class Resolver(JobResolver):
                 " training program per workflow (split them into workflows)",
                 job_paths[trainers[1].id],
             )
+        after = _dependents(trainers[0].id, edges) if trainers else set()
         for job in ordered:
-            if trainers and job.kind != "train" and trainers[0].id in _reach(job.id, edges):
+            if job.kind != "train" and job.id in after:
                 self.error(
                     "after-training",
                     f"job '{job.id}' runs after training; jobs after the trainer are not supported",
@@ -400,12 +403,17 @@ def _number(path: Path_) -> int:
     return path[-1] + 1 if isinstance(path[-1], int) else 1
 
 
-def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
+def _dependents(start: str, edges: dict[str, list[str]]) -> set[str]:
+    """The jobs that depend on ``start``, directly or through others (each edge walked once)."""
+    users: dict[str, list[str]] = {}
+    for job, deps in edges.items():
+        for dep in deps:
+            users.setdefault(dep, []).append(job)
     seen: set[str] = set()
-    todo = list(edges.get(start, []))
+    todo = list(users.get(start, []))
     while todo:
         node = todo.pop()
         if node not in seen:
             seen.add(node)
-            todo.extend(edges.get(node, []))
+            todo.extend(users.get(node, []))
     return seen
