@@ -13,6 +13,11 @@ from mccompile.frontend.graph import find_cycle, run_order
 from mccompile.frontend.jobs import JobResolver
 from mccompile.frontend.loader import Document
 
+# the options every generated program defines itself (templates/_train.jinja's parse_args,
+# templates/prepare.py.jinja's): a workflow input may not take their names
+TRAIN_OPTIONS = ("help", "model", "output-dir", "max-steps", "resume", "dry-run", "overwrite")
+PREPARE_OPTIONS = ("help", "output-dir")
+
 
 class Resolver(JobResolver):
     """A config's workflows: their jobs in run order, their inputs and environment."""
@@ -266,6 +271,7 @@ class Resolver(JobResolver):
         # a job that looks unused in a workflow with errors is most often what they broke
         if trainers and self._errors() == errors_before:
             self._check_used(ordered, trainers[0], job_paths)
+        self._check_input_names(scope, bool(trainers))
         inputs = tuple(
             ir.Input(
                 name=i.name,
@@ -288,6 +294,20 @@ class Resolver(JobResolver):
             env=tuple(scope.env.values()),
             result=result,
         )
+
+    def _check_input_names(self, scope: Scope, trains: bool) -> None:
+        """A workflow input becomes an option of the program: not one it has already."""
+        own = TRAIN_OPTIONS if trains else PREPARE_OPTIONS
+        for spec in scope.inputs.values():
+            option = spec.name.replace("_", "-")
+            if option in own:
+                program = "training" if trains else "prepare"
+                self.error(
+                    "input-name",
+                    f"input '{spec.name}' would be the option --{option}, which the {program}"
+                    f" program has already ({', '.join('--' + o for o in own)}); rename it",
+                    spec.path,
+                )
 
     def _errors(self) -> int:
         return sum(1 for d in self.diags.items if d.severity is Severity.ERROR)
