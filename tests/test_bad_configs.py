@@ -16,12 +16,14 @@ file exits with 2 and writes nothing.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import pytest
 
 from mccompile.cli import main
+from mccompile.frontend.resolve import PREPARE_OPTIONS, TRAIN_OPTIONS
 
 BAD = Path(__file__).parent / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
@@ -97,3 +99,27 @@ def test_build_writes_nothing(
     assert "Traceback" not in out + err, out + err
     assert code == 2, f"exit code {code}, expected 2\n{out}{err}"
     assert not out_dir.exists(), f"build wrote {sorted(p.name for p in out_dir.rglob('*'))}"
+
+
+def test_the_reserved_option_names_are_the_programs_own() -> None:
+    """Every option a generated program defines itself (no ``dest=``: not a workflow input)
+    is one a workflow input may not take."""
+    golden = Path(__file__).resolve().parent.parent / "golden"
+    seen: dict[str, set[str]] = {"train.py": set(), "prepare.py": set()}
+    for name, found in seen.items():
+        for program in golden.glob(f"*/expected/*/{name}"):
+            for node in ast.walk(ast.parse(program.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_argument"
+                    and not any(k.arg == "dest" for k in node.keywords)
+                ):
+                    found.update(
+                        a.value.removeprefix("--")
+                        for a in node.args
+                        if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                    )
+    assert seen["train.py"] and seen["prepare.py"]
+    assert seen["train.py"] <= set(TRAIN_OPTIONS), seen["train.py"] - set(TRAIN_OPTIONS)
+    assert seen["prepare.py"] <= set(PREPARE_OPTIONS), seen["prepare.py"]

@@ -313,3 +313,62 @@ def test_every_guide_scheduler_builds(tmp_path: Path, scheduler: str) -> None:
     assert f'LR_SCHEDULER_TYPE = "{scheduler}"' in program
     if scheduler == "cosine_with_min_lr":
         assert 'LR_SCHEDULER_KWARGS = {"min_lr_rate": 0.1}' in program
+
+
+def test_output_through_a_symlink_writes_into_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "real"
+    target.mkdir()
+    out = tmp_path / "out"
+    out.symlink_to("real")
+    assert _build_in_process(out) == 0
+    assert out.is_symlink() and out.readlink() == Path("real")
+    assert "manifest.json" in _tree(target)
+    assert _build_in_process(out) == 0  # and again, over its own output
+    assert out.is_symlink() and (target / "manifest.json").is_file()
+    assert _build_in_process(out, "--check") == 0
+
+
+def test_a_symlink_to_no_folder_is_refused_and_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.symlink_to("missing")
+    assert _build_in_process(out) == 2
+    assert "is a symlink to missing, which is not a folder" in capsys.readouterr().err
+    assert out.is_symlink() and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_keeps_symlinks_empty_folders_and_fifos(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "data").mkdir()
+    (out / "data" / "empty").mkdir(mode=0o700)
+    (out / "link").symlink_to("../elsewhere")
+    os.mkfifo(out / "pipe", 0o600)
+    (out / "notes.sh").write_text("echo mine\n")
+    (out / "notes.sh").chmod(0o700)
+    assert _build_in_process(out) == 2
+    for _ in range(2):  # the first build, and a rebuild over its own output
+        assert _build_in_process(out, "--force") == 0
+        assert (out / "link").readlink() == Path("../elsewhere")
+        assert (out / "data" / "empty").is_dir() and not any((out / "data" / "empty").iterdir())
+        assert (out / "data" / "empty").stat().st_mode & 0o777 == 0o700
+        assert (out / "pipe").is_fifo() and (out / "pipe").stat().st_mode & 0o777 == 0o600
+        assert (out / "notes.sh").read_text() == "echo mine\n"
+        assert (out / "notes.sh").stat().st_mode & 0o777 == 0o700
+        assert (out / "manifest.json").is_file()
+
+
+def test_a_symlink_where_a_file_is_written_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _build_in_process(out) == 0
+    program = next(p for p in out.rglob("*.py"))
+    program.unlink()
+    program.symlink_to("/dev/null")
+    before = sorted(p.name for p in out.rglob("*"))
+    assert _build_in_process(out, "--force") == 2
+    assert "is a symlink where mccompile writes a file" in capsys.readouterr().err
+    assert program.is_symlink() and sorted(p.name for p in out.rglob("*")) == before

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import pytest
 
 from mccompile.diagnostics import Diagnostics, Position
+from mccompile.frontend import loader
 from mccompile.frontend.loader import Document, load
 
 
@@ -73,14 +74,23 @@ def test_bad_documents(text: str, message: str) -> None:
     assert any(message in e for e in errors), errors
 
 
-def test_alias_bomb_ends_quickly() -> None:
+def test_alias_bomb_ends_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 9):
         prev, name = chr(96 + i), chr(97 + i)
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
-    start = time.perf_counter()
+    calls = 0
+    build = loader._Builder.build
+
+    def counted(self: Any, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return build(self, *args)
+
+    monkeypatch.setattr(loader._Builder, "build", counted)
     doc, errors = _load("\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 2
+    # the work stops at the limit, not at the 10**9 values the aliases expand to
+    assert calls == loader.MAX_NODES + 1
     assert doc is None
     assert any("expands to more than" in e for e in errors)
 
@@ -89,6 +99,30 @@ def test_deep_nesting_is_refused() -> None:
     doc, errors = _load("a: " + "[" * 200 + "]" * 200 + "\n")
     assert doc is None
     assert any("nests deeper" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "1:67"),
+        ("a: " + "{b: " * 50_000 + "1" + "}" * 50_000 + "\n", "1:256"),
+        ("a:\n" + "".join("  " * i + "-\n" for i in range(1, 1000)), "65:129"),
+    ],
+    ids=["flow-sequences", "flow-mappings", "block-sequences"],
+)
+def test_nesting_is_refused_before_the_tree_is_built(text: str, where: str) -> None:
+    # libyaml composes its tree recursively: 50,000 levels overflowed its stack
+    doc, errors = _load(text)
+    assert doc is None
+    assert errors == [f"c.yaml:{where}: error: the document nests deeper than 64 levels"]
+
+
+def test_too_many_values_are_refused_before_the_tree_is_built() -> None:
+    doc, errors = _load("a: [" + "1, " * (loader.MAX_NODES + 10) + "1]\n")
+    assert doc is None
+    message = f"the document holds more than {loader.MAX_NODES} values"
+    # at the value past the limit (a few events of the stream come before the values)
+    assert errors == [f"c.yaml:1:{5 + 3 * (loader.MAX_NODES - 5)}: error: {message}"]
 
 
 def test_huge_file_is_refused() -> None:

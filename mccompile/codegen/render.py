@@ -136,16 +136,15 @@ def sbatch(option: Any) -> str:
 def _environment() -> Any:
     import jinja2
 
-    from mccompile.codegen.cache import cache_dir
+    from mccompile.codegen.bytecode import sealed_bytecode_cache
+    from mccompile.codegen.cache import cache_dir, private_folder
 
     bytecode = None
     root = cache_dir()
-    if root is not None:
-        try:
-            (root / "jinja").mkdir(parents=True, exist_ok=True)
-            bytecode = jinja2.FileSystemBytecodeCache(str(root / "jinja"))
-        except OSError:
-            bytecode = None
+    if root is not None and private_folder(root) is not None:
+        folder = private_folder(root / "jinja")
+        if folder is not None:
+            bytecode = sealed_bytecode_cache(folder)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
         bytecode_cache=bytecode,
@@ -223,6 +222,9 @@ def format_python(source: str, tree: ast.Module) -> str:
     def black_of(text: str) -> str:
         name = black_key(text)
         formatted = cache.get(name)
+        if formatted is not None and not same_program(text, formatted):
+            cache.drop(name)  # not what black makes of this text: never written out
+            formatted = None
         if formatted is None:
             formatted = _black(text)
             cache.put(name, formatted)
@@ -238,6 +240,34 @@ def format_python(source: str, tree: ast.Module) -> str:
         kept = "".join(lines[first:cut]).rstrip("\n") + "\n"
         out.append(kept + "\n" * blank + black_of(rest) if rest.strip() else kept)
     return "\n\n".join(part.rstrip("\n") + "\n" for part in out if part.strip())
+
+
+def same_program(source: str, formatted: str) -> bool:
+    """Whether ``formatted`` is ``source`` as black may write it: the same syntax tree,
+    docstrings compared by their words (black reindents them). A cache entry is used only
+    when it is."""
+    try:
+        return _tree_of(source) == _tree_of(formatted)
+    except (SyntaxError, ValueError):
+        return False
+
+
+def _tree_of(text: str) -> str:
+    tree = ast.parse(text)
+    bodies: list[list[ast.stmt]] = [tree.body]
+    while bodies:  # the statement lists where a docstring can be (not every node: faster)
+        body = bodies.pop()
+        first = body[0] if body else None
+        doc = first.value if isinstance(first, ast.Expr) else None
+        if isinstance(doc, ast.Constant) and isinstance(doc.value, str):
+            doc.value = " ".join(doc.value.split())
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bodies.append(node.body)
+            elif isinstance(node, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
+                bodies += [node.body, getattr(node, "orelse", []), getattr(node, "finalbody", [])]
+                bodies += [h.body for h in getattr(node, "handlers", [])]
+    return ast.dump(tree)
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from mccompile import __version__, ir
 from mccompile.codegen.generate import generate_workflow
+from mccompile.commands import outtree
 from mccompile.diagnostics import Diagnostic, ExitCode, Severity
 
 MANIFEST = "manifest.json"
@@ -40,16 +42,6 @@ def render_all(config: ir.Config, only: list[str]) -> dict[str, bytes]:
     }
     files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     return dict(sorted(files.items()))
-
-
-def _existing(out: Path) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    if not out.is_dir():
-        return found
-    for path in sorted(out.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            found[path.relative_to(out).as_posix()] = path.read_bytes()
-    return found
 
 
 def _ours(existing: dict[str, bytes]) -> set[str]:
@@ -75,10 +67,21 @@ def run_build(config: ir.Config, args: argparse.Namespace) -> int:
         return ExitCode.CONFIG_ERROR
     files = render_all(config, args.workflow)
     out = Path(args.out)
-    existing = _existing(out)
+    # a symlink to a folder is written through: the folder it names is OUT
+    where = Path(os.path.realpath(out)) if out.is_symlink() else out
+    if out.is_symlink() and not where.is_dir():
+        print(
+            f"{out}: error: is a symlink to {out.readlink()}, which is not a folder;"
+            " it is unchanged",
+            file=sys.stderr,
+        )
+        return ExitCode.CONFIG_ERROR
+    tree = outtree.scan(where)
+    existing = tree.files
     if args.check:
         return _check(out, files, existing, github=getattr(args, "format", "") == "github")
-    foreign = sorted(set(existing) - _ours(existing))
+    foreign_files = set(existing) - _ours(existing)
+    foreign = sorted(foreign_files | set(tree.others))
     if foreign and not args.force:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         print(
@@ -90,8 +93,12 @@ def run_build(config: ir.Config, args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         print(f"{out}: error: exists and is not a folder", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
+    refused = outtree.refusal(tree, set(files))
+    if refused is not None:
+        print(f"{out}: error: {refused}; it is unchanged", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
     try:
-        _write(out, files, keep={p: existing[p] for p in foreign})
+        _write(where, files, tree, keep=foreign_files - set(files))
     except OSError as exc:
         print(
             f"{out}: error: cannot write the output ({exc.strerror or exc}); it is unchanged",
@@ -127,31 +134,31 @@ def _check(
     return ExitCode.OK
 
 
-def _write(out: Path, files: dict[str, bytes], keep: dict[str, bytes]) -> None:
-    """Build the new tree beside OUT, then swap it in."""
+def _write(out: Path, files: dict[str, bytes], tree: outtree.Tree, keep: set[str]) -> None:
+    """Build the new tree beside OUT (with the user's entries), then swap it in."""
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=parent))
     staging.chmod(0o755)
+    old = None
     try:
-        for rel, data in {**keep, **files}.items():
+        for rel, data in files.items():
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             if rel.endswith((".sh", ".sbatch")):
                 target.chmod(0o755)
-        if keep and out.is_dir():
-            # keep the modes of files that are not ours
-            for rel in keep:
-                shutil.copymode(out / rel, staging / rel)
-        old = None
+        if out.is_dir():
+            outtree.carry_over(out, staging, tree, keep)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
             old.rmdir()
             out.rename(old)
         staging.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
     except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)  # the previous output back in its place
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -11,6 +11,7 @@ interpolated as text.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -171,18 +172,23 @@ def convert(value: str, type_: str | None) -> Any:
             raise ExprError(f"default '{value}' is not an integer") from None
     if type_ == "number":
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ExprError(f"default '{value}' is not a number") from None
+        if not math.isfinite(number):
+            raise ExprError(f"default '{value}' is not a finite number")
+        return number
     if type_ == "boolean":
         lowered = value.lower()
         if lowered not in ("true", "false"):
             raise ExprError(f"default '{value}' is not a boolean (true or false)")
         return lowered == "true"
     try:
-        result = json.loads(value)
+        result = _finite_json(value)
     except json.JSONDecodeError as exc:
         raise ExprError(f"default '{value}' is not valid JSON ({exc.msg})") from None
+    except _NotFiniteError:
+        raise ExprError(f"default '{value}' holds a number that is not finite") from None
     if type_ == "list" and not isinstance(result, list):
         raise ExprError(f"default '{value}' is not a list")
     if type_ == "object" and not isinstance(result, dict):
@@ -198,10 +204,30 @@ def _scalar(value: str) -> Any:
     if re.fullmatch(r"[-+]?[0-9]+", value):
         return int(value)
     if re.fullmatch(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?", value):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else value  # 1e999: text, which no number takes
     if value[:1] in "[{":
         try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+            return _finite_json(value)
+        except (json.JSONDecodeError, _NotFiniteError):
             return value
     return value
+
+
+class _NotFiniteError(ValueError):
+    """JSON's NaN, Infinity or a number too large for a float."""
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotFiniteError(text)
+    return number
+
+
+def _not_finite(text: str) -> Any:
+    raise _NotFiniteError(text)
+
+
+def _finite_json(value: str) -> Any:
+    return json.loads(value, parse_float=_finite_float, parse_constant=_not_finite)

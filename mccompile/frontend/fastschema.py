@@ -12,6 +12,7 @@ True always agrees with jsonschema.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from typing import Any
@@ -65,13 +66,15 @@ def _json_type(value: Any) -> str:
 
 
 def _is_type(value: Any, name: str) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # no number type takes .nan or .inf (mccompile's rule, as validate's)
     actual = _json_type(value)
     if name == actual:
         return True
     if name == "number":
         return actual == "integer"
     if name == "integer":
-        return actual == "number" and float(value).is_integer()
+        return False  # 4.0 is not an integer here (mccompile's own rule, stricter than JSON's)
     if name in ("null", "boolean", "integer", "string", "array", "object"):
         return False
     raise _UnsureError

@@ -7,29 +7,29 @@ from collections.abc import Mapping, Sequence
 
 
 def find_cycle(nodes: Sequence[str], edges: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """Return one cycle as a path ``[a, b, ..., a]`` (a depends on b), or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    """Return one cycle as a path ``[a, b, ..., a]`` (a depends on b), or None.
 
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in edges.get(node, ()):
-            if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
+    A depth-first search with its own stack (a chain of thousands of jobs is no
+    deeper for it than two), each edge followed once.
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in nodes:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        todo = [iter(edges.get(root, ()))]
+        while todo:
+            dep = next(todo[-1], None)
+            if dep is None:
+                todo.pop()
+                state[path.pop()] = 2
+            elif dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                todo.append(iter(edges.get(dep, ())))
             elif state[dep] == 1:
-                return stack[stack.index(dep) :] + [dep]
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in nodes:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+                return path[path.index(dep) :] + [dep]
     return None
 
 

@@ -230,6 +230,30 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> tuple[str, Path_, Position | Non
     return message, (), pos
 
 
+def _scan(text: str) -> tuple[str, Position] | None:
+    """Nesting and size from the parser's events, before any tree is composed.
+
+    libyaml composes nodes recursively, so a document nested thousands deep
+    would overflow its stack; its parser keeps its own stack and is safe.
+    """
+    depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=_Loader), 1):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"the document nests deeper than {MAX_DEPTH} levels", _mark(event)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        if events > MAX_NODES:
+            return f"the document holds more than {MAX_NODES} values", _mark(event)
+    return None
+
+
+def _mark(event: yaml.Event) -> Position:
+    mark = event.start_mark
+    return Position(mark.line + 1, mark.column + 1) if mark is not None else Position(1, 1)
+
+
 def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Document | None:
     """Read ``path`` (or ``text``) into a :class:`Document`, or report why not."""
     name = diags.file
@@ -261,6 +285,10 @@ def load(path: str | Path, diags: Diagnostics, text: str | None = None) -> Docum
     doc = Document(file=name, data=None)
     loader = _Loader(text)
     try:
+        too_large = _scan(text)
+        if too_large is not None:
+            diags.error("too-large", too_large[0], (), too_large[1])
+            return None
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         diags.error("yaml-syntax", *_syntax_error(exc))

@@ -13,6 +13,11 @@ from mccompile.frontend.graph import find_cycle, run_order
 from mccompile.frontend.jobs import JobResolver
 from mccompile.frontend.loader import Document
 
+# the options every generated program defines itself (templates/_train.jinja's parse_args,
+# templates/prepare.py.jinja's): a workflow input may not take their names
+TRAIN_OPTIONS = ("help", "model", "output-dir", "max-steps", "resume", "dry-run", "overwrite")
+PREPARE_OPTIONS = ("help", "output-dir")
+
 
 class Resolver(JobResolver):
     """A config's workflows: their jobs in run order, their inputs and environment."""
@@ -168,6 +173,7 @@ class Resolver(JobResolver):
         jobs: dict[str, ir.Job] = {}
         order_written: list[str] = []
         job_paths: dict[str, Path_] = {}
+        names: dict[str, str] = {}  # the program's name of each job -> its id
         broken: set[Any] = set()
         for i, raw in enumerate(jobs_raw):
             jpath = (*path, "jobs", i) if path[0] == "workflows" else path
@@ -191,7 +197,7 @@ class Resolver(JobResolver):
                     (*jpath, "id") if not implicit else jpath,
                 )
                 continue
-            twin = next((j for j in jobs if ir.identifier(j) == ir.identifier(job.id)), None)
+            twin = names.get(ir.identifier(job.id))
             if twin is not None:
                 self.error(
                     "id-clash",
@@ -201,6 +207,7 @@ class Resolver(JobResolver):
                 )
                 continue
             jobs[job.id] = job
+            names[ir.identifier(job.id)] = job.id
             order_written.append(job.id)
             job_paths[job.id] = jpath
         # dependencies: depends_on plus every ${jobs.X.output}
@@ -252,8 +259,9 @@ class Resolver(JobResolver):
                 " training program per workflow (split them into workflows)",
                 job_paths[trainers[1].id],
             )
+        after = _dependents(trainers[0].id, edges) if trainers else set()
         for job in ordered:
-            if trainers and job.kind != "train" and trainers[0].id in _reach(job.id, edges):
+            if job.kind != "train" and job.id in after:
                 self.error(
                     "after-training",
                     f"job '{job.id}' runs after training; jobs after the trainer are not supported",
@@ -263,6 +271,7 @@ class Resolver(JobResolver):
         # a job that looks unused in a workflow with errors is most often what they broke
         if trainers and self._errors() == errors_before:
             self._check_used(ordered, trainers[0], job_paths)
+        self._check_input_names(scope, bool(trainers))
         inputs = tuple(
             ir.Input(
                 name=i.name,
@@ -285,6 +294,20 @@ class Resolver(JobResolver):
             env=tuple(scope.env.values()),
             result=result,
         )
+
+    def _check_input_names(self, scope: Scope, trains: bool) -> None:
+        """A workflow input becomes an option of the program: not one it has already."""
+        own = TRAIN_OPTIONS if trains else PREPARE_OPTIONS
+        for spec in scope.inputs.values():
+            option = spec.name.replace("_", "-")
+            if option in own:
+                program = "training" if trains else "prepare"
+                self.error(
+                    "input-name",
+                    f"input '{spec.name}' would be the option --{option}, which the {program}"
+                    f" program has already ({', '.join('--' + o for o in own)}); rename it",
+                    spec.path,
+                )
 
     def _errors(self) -> int:
         return sum(1 for d in self.diags.items if d.severity is Severity.ERROR)
@@ -400,12 +423,17 @@ def _number(path: Path_) -> int:
     return path[-1] + 1 if isinstance(path[-1], int) else 1
 
 
-def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
+def _dependents(start: str, edges: dict[str, list[str]]) -> set[str]:
+    """The jobs that depend on ``start``, directly or through others (each edge walked once)."""
+    users: dict[str, list[str]] = {}
+    for job, deps in edges.items():
+        for dep in deps:
+            users.setdefault(dep, []).append(job)
     seen: set[str] = set()
-    todo = list(edges.get(start, []))
+    todo = list(users.get(start, []))
     while todo:
         node = todo.pop()
         if node not in seen:
             seen.add(node)
-            todo.extend(edges.get(node, []))
+            todo.extend(users.get(node, []))
     return seen

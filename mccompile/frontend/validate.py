@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mccompile import tasks
@@ -104,6 +105,8 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
+    if isinstance(value, float) and value.is_integer():
+        return f"number {value!r} (written as a float)"
     if isinstance(value, (int, float)):
         return f"number {value!r}"
     if isinstance(value, str):
@@ -224,14 +227,52 @@ def check_schema(doc: Document, diags: Diagnostics) -> None:
     """Validate against the JSON Schema; report each problem once, where it is."""
     from mccompile.frontend.fastschema import is_valid
 
+    _non_finite(doc, diags, doc.data, ())
     if is_valid(sch.schema(), doc.data):  # sure it is valid: no need to import jsonschema
         return
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(sch.schema())
+    validator = strict_validator()
     rep = _Reporter(doc, diags)
     for error in validator.iter_errors(doc.data):
         _report(rep, error)
+
+
+def strict_validator() -> Any:
+    """jsonschema's draft 2020-12 validator with mccompile's numbers: an integer is written
+    as one (4.0 is a float in Python, and the program would get one), and no number is
+    ``.nan`` or ``.inf``."""
+    from jsonschema import Draft202012Validator, validators
+
+    def integer(_: Any, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(_: Any, value: Any) -> bool:
+        finite = not isinstance(value, float) or math.isfinite(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and finite
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": integer, "number": number}
+    )
+    extend: Any = validators.extend
+    return extend(Draft202012Validator, type_checker=checker)(sch.schema())
+
+
+def _non_finite(doc: Document, diags: Diagnostics, value: Any, path: Path_) -> None:
+    """``.nan`` and ``.inf`` are errors wherever they are written (no setting takes them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        name = f"'{path[-1]}'" if path and isinstance(path[-1], str) else "this value"
+        diags.error(
+            "not-finite",
+            f"{name}{where(doc.data, path)} must be a finite number, got {value!r}",
+            path,
+            doc.pos(path),
+        )
+        doc.reported.add(path)  # the schema check stays quiet about it
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _non_finite(doc, diags, item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _non_finite(doc, diags, item, (*path, i))
 
 
 def _report(rep: _Reporter, error: Any) -> None:
