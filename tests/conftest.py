@@ -18,6 +18,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_compiler_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The suite's builds share one cache of their own, never the developer's.
+
+    Workers of one run share it (their base folders have one parent), so the
+    templates and black are paid for once per run, and nothing another tool
+    or an older checkout left in ``~/.cache/mccompile`` decides a result.
+    """
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ["MCCOMPILE_CACHE_DIR"] = str(run / "mccompile-cache")
+
+
 def _tiny_model_module():
     spec = importlib.util.spec_from_file_location(
         "make_tiny_model", ROOT / "examples" / "make_tiny_model.py"
