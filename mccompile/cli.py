@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SIZE",
         help="say whether each trainer fits a GPU of this memory (80GB, 40GiB, or a name:"
-        " H100, H200, A100-40GB, A100-80GB, L4, A10G, T4, RTX4090...) and what to change if not",
+        " H100, H200, A100-40GB, A100-80GB, L4, A10G, T4, 4090, RTX-3090...) and what to"
+        " change if not",
     )
     _add_format(plan)
 
@@ -140,6 +141,11 @@ def _gpu_memory(text: str) -> tuple[str, int]:
     parsed = parse_gpu_memory(text)
     if parsed is None:
         names = ", ".join(sorted(GPUS))
+        if text.strip().replace(".", "", 1).isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has no unit: write {text.strip()}GB or {text.strip()}GiB,"
+                f" or a GPU's name ({names})"
+            )
         raise argparse.ArgumentTypeError(f"{text!r}: a size like 80GB or 40GiB, or one of {names}")
     return parsed
 

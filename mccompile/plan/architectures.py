@@ -167,9 +167,31 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+# organisations that republish models under their original names (same weights, same shapes)
+MIRRORS = ("nousresearch", "unsloth", "unsloth-community", "hugging-quants", "modularai")
+_QUANTIZED_SUFFIXES = ("-unsloth-bnb-4bit", "-bnb-4bit")
+_BY_NAME: dict[str, str] = {}
+for _id in ARCHITECTURES:
+    _BY_NAME.setdefault(_id.split("/", 1)[1], _id)
+
+
+def canonical(model_id: str) -> str | None:
+    """The table's id for a hub id or a known mirror's copy of it, or None."""
+    wanted = model_id.strip().lower()
+    if wanted in ARCHITECTURES:
+        return wanted
+    org, _, name = wanted.partition("/")
+    if org not in MIRRORS:
+        return None
+    for suffix in _QUANTIZED_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return _BY_NAME.get(name)
+
+
 def known(model_id: str) -> Architecture | None:
-    """The table's architecture for a hub id (case-insensitive), or None."""
-    return ARCHITECTURES.get(model_id.strip().lower())
+    """The table's architecture for a hub id (case-insensitive; mirrors too), or None."""
+    found = canonical(model_id)
+    return ARCHITECTURES[found] if found is not None else None
 
 
 def distinct() -> dict[str, Architecture]:

@@ -23,26 +23,51 @@ GPUS: dict[str, float] = {
     "a10g": 22.0,
     "a10": 22.0,
     "a6000": 47.5,
-    "rtx6000ada": 47.5,
+    "6000ada": 47.5,
     "t4": 14.6,
     "v100": 31.7,
     "v100-16gb": 15.8,
-    "rtx4090": 23.6,
-    "rtx3090": 23.6,
-    "rtx5090": 31.4,
+    "a5000": 23.6,
+    "a4000": 15.6,
+    # consumer cards, by their number (``4090``, ``RTX-4090``, ``GeForce RTX 4090``)
+    "5090": 31.4,
+    "5080": 15.6,
+    "4090": 23.6,
+    "4080": 15.6,
+    "4070ti": 11.6,
+    "4070": 11.6,
+    "3090ti": 23.6,
+    "3090": 23.6,
+    "3080ti": 11.6,
+    "3080": 9.7,
+    "3060": 11.6,
+    "2080ti": 10.7,
 }
 
 
+def gpu_name(text: str) -> str | None:
+    """The table's name for a GPU as people write it: ``H100``, ``NVIDIA A100-40GB``,
+    ``RTX 4090``, ``GeForce RTX-4090``, ``4090``, ``RTX A6000``; None if unknown."""
+    name = re.sub(r"[\s_-]+", "-", text.strip().lower())
+    for prefix in ("nvidia-", "geforce-", "rtx-", "rtx", "tesla-"):
+        name = name.removeprefix(prefix)
+    for candidate in (name, name.replace("-", ""), name.replace("-ti", "ti")):
+        if candidate in GPUS:
+            return candidate
+    return None
+
+
 def parse_gpu_memory(text: str) -> tuple[str, int] | None:
-    """``80GB``, ``40GiB``, ``24g``, or a GPU name (``H100``, ``A100-40GB``) -> (label, bytes)."""
-    key = text.strip().lower().replace(" ", "").replace("_", "-")
-    name = key.removeprefix("nvidia-")
-    if name in GPUS:
+    """``80GB``, ``40GiB``, ``24g``, or a GPU name (``H100``, ``A100-40GB``, ``4090``) ->
+    (label, bytes). A bare number is no size (is ``80`` gigabytes or gibibytes?): None."""
+    name = gpu_name(text)
+    if name is not None:
         return f"{text.strip()} ({GPUS[name]:g} GiB)", int(GPUS[name] * GiB)
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m)?", key)
+    key = text.strip().lower().replace(" ", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(gib|gb|g|mib|mb|m)", key)
     if not m:
         return None
     amount = float(m.group(1))
-    unit = m.group(2) or "gb"
+    unit = m.group(2)
     scale = {"gib": GiB, "gb": 10**9, "g": GiB, "mib": 1024**2, "mb": 10**6, "m": 1024**2}[unit]
     return text.strip(), int(amount * scale)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mccompile.plan.architectures import FAMILIES, Architecture, known
+from mccompile.plan.architectures import FAMILIES, Architecture, canonical, known
 
 
 def _from_config_json(data: dict[str, Any], source: str) -> Architecture | str:
@@ -88,7 +88,9 @@ def find_architecture(model: str, base: Path | None = None) -> Architecture | st
                     return _from_config_json(data, f"hub cache ({cfg.parent.name[:12]})")
         arch = known(model)
         if arch is not None:
-            return replace(arch, source=f"built-in table ({model.lower()})")
+            table_id = canonical(model)
+            via = f", a copy of {table_id}" if table_id != model.lower() else ""
+            return replace(arch, source=f"built-in table ({model.lower()}{via})")
         return (
             f"{model!r} is not in the built-in table of architectures, nor in the hub cache;"
             " the plan cannot know its size without its config.json"
