@@ -188,6 +188,7 @@ def _train(p: Program, job: ir.Job) -> None:
     compute = v.get("bnb_4bit_compute_dtype")
     optim = str(v.get("optimizer", "adamw_torch"))
     report = v.get("report_to")
+    model = f.get("model")
     p.train = Train(
         task=module.NAME,
         format=fmt,
@@ -199,8 +200,8 @@ def _train(p: Program, job: ir.Job) -> None:
         attention=attention_package(v.get("attn_implementation")),
         attention_runtime=_runtime(p, "attn_implementation"),
         tf32=v.get("tf32") is not None or _runtime(p, "tf32"),
-        model_option=isinstance(f.get("model"), ir.Lit)
-        and not any("--model" in o.flags for o in p.options),
+        model_option=isinstance(model, ir.Lit),  # an input may not be named model
+        model=model.value if isinstance(model, ir.Lit) else None,
         optim=optim,
         train_source=_dataset_source(p, f.get("dataset")),
         eval_source=_dataset_source(p, f.get("eval_dataset")),

@@ -73,6 +73,7 @@ class Train:
     attention_runtime: bool  # attn_implementation comes from an option or variable
     tf32: bool  # tf32 is set (or set at run time)
     model_option: bool  # the program takes --model
+    model: Any  # the base model written in the config, for the README (None when set at run time)
     optim: str
     train_source: str | None  # code for the training data
     eval_source: str | None

@@ -99,11 +99,12 @@ def render_plan(config: ir.Config, gpu_memory: tuple[str, int] | None = None) ->
         for inp in wf.inputs:
             need = "required" if inp.required else f"default {inp.default!r}"
             lines.append(f"    {inp.option} ({inp.type}, {need})")
-        lines.append(
-            "    --output-dir, --max-steps, --resume, --dry-run"
-            if wf.trainer
-            else "    --output-dir"
-        )
+        if wf.trainer is None:
+            lines.append("    --output-dir")
+        else:
+            model = wf.trainer.fields.get("model")
+            own = f"--model (default {model.value!r}), " if isinstance(model, ir.Lit) else ""
+            lines.append(f"    {own}--output-dir, --max-steps, --resume, --dry-run")
         for env in wf.env:
             tail = "required" if env.default is None else f"default {env.default!r}"
             lines.append(f"  environment: ${env.name} ({tail})")

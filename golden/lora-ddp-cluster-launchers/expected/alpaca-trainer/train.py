@@ -877,7 +877,7 @@ def parse_args(argv=None):
         help="a dataset: a .json/.jsonl/.csv/.parquet/.txt file, a save_to_disk folder, a local dataset folder or a hub id",
     )
     parser.add_argument(
-        "--model", default=MODEL, help="the base model: a folder or a hub id (default: MODEL)"
+        "--model", default=MODEL, help="the base model: a folder or a hub id (default: %(default)s)"
     )
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"

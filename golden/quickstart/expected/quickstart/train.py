@@ -1005,7 +1005,7 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default=MODEL, help="the base model: a folder or a hub id (default: MODEL)"
+        "--model", default=MODEL, help="the base model: a folder or a hub id (default: %(default)s)"
     )
     parser.add_argument(
         "--output-dir", default=OUTPUT_DIR, help="where checkpoints and the final model go"
