@@ -111,14 +111,6 @@ def _dataset_source(p: Program, value: ir.Value | None) -> str | None:
     return f"open_dataset({code(value)})"
 
 
-
-
-
-
-
-
-
-
 def _requirements(p: Program, job: ir.Job | None) -> None:
     if job is None:  # prepare.py needs the datasets library only
         p.requirements = [REQUIREMENTS["datasets"]]

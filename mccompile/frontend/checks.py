@@ -13,6 +13,7 @@ from mccompile.diagnostics import Path_, suggest
 from mccompile.frontend import chat, launchers
 from mccompile.frontend.chat import jinja_problem
 from mccompile.frontend.dataset_checks import DatasetChecks
+from mccompile.frontend.local_files import looks_local
 from mccompile.tasks.base import Where
 from mccompile.tasks.fields import LORA_FIELDS
 
@@ -35,6 +36,9 @@ class Checker(DatasetChecks):
             )
 
         tasks.of_job(job).check(self, job, where)
+        for key in ("dataset", "eval_dataset"):
+            if isinstance(val(key), str) and looks_local(val(key)):
+                self._missing(key, val(key), where(key))
         if val("fp16") is True and val("bf16") is True:
             self._error("precision", "fp16 and bf16 are both true; choose one", where("bf16"))
         lora = val("peft_adapter") == "lora" or not isinstance(f.get("peft_adapter"), ir.Lit)

@@ -15,6 +15,7 @@ from typing import Any
 from mccompile import ir
 from mccompile.diagnostics import Diagnostics, Path_
 from mccompile.frontend.loader import Document
+from mccompile.frontend.local_files import missing, paths_in
 from mccompile.tasks.base import Where
 
 VALUE_OPERATORS = (
@@ -61,6 +62,12 @@ class Reporter:
     def _warning(self, code: str, message: str, path: Path_) -> None:
         self.diags.warning(code, message, path, self.doc.kpos(path))
 
+    def _missing(self, key: str, text: str, path: Path_, *, folder: bool = False) -> None:
+        """A warning at a local path that names nothing here."""
+        problem = missing(text, self.base, folder=folder)
+        if problem:
+            self.diags.warning("missing-data", f"{key}: {problem}", path, self.doc.pos(path))
+
     # for the task modules' checks
     error = _error
     warning = _warning
@@ -95,6 +102,10 @@ class DatasetChecks(Reporter):
                         f" (component '{job.component}')",
                         where("data_files" if has_files else "loader"),
                     )
+                for text, at in paths_in(val("data_files"), where("data_files")):
+                    self._missing("data_files", text, at)
+                if isinstance(val("data_dir"), str):
+                    self._missing("data_dir", val("data_dir"), where("data_dir"), folder=True)
             if val("trust_remote_code") is True:
                 self._error(
                     "unsupported",
